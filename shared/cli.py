@@ -1,0 +1,274 @@
+"""The `coalition` command: run the product, migrate, manage keys, seed.
+
+`coalition up` is what the README's first command ends in: database (embedded unless
+DATABASE_URL is set), migrations, demo network, then the API and the dashboard as child
+processes, stopped together on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from shared.settings import PROJECT_ROOT, get_settings
+
+app = typer.Typer(help="Coalition loyalty network.", no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Database: migrations and the embedded server.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+console = Console(stderr=True)
+
+
+def _database_url():
+    from shared.database.bootstrap import database_url
+
+    return database_url(get_settings())
+
+
+def _run_async(coroutine_factory):
+    """Run `coroutine_factory(connection)` in one committed transaction on the product DB."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from shared.database.bootstrap import async_url
+
+    async def main():
+        engine = create_async_engine(async_url(_database_url()))
+        try:
+            async with engine.begin() as connection:
+                return await coroutine_factory(connection)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head")) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    from shared.database.migrate import current_revision, upgrade
+
+    url = _database_url()
+    upgrade(url, revision)
+    console.print(f"database at revision [bold]{current_revision(url)}[/bold]")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's migration revision."""
+    from shared.database.migrate import current_revision
+
+    typer.echo(current_revision(_database_url()) or "none")
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the database URL (starting the embedded server if needed)."""
+    typer.echo(_database_url().render_as_string(hide_password=False))
+
+
+@db_app.command("revision")
+def db_revision(message: str = typer.Option(..., "-m", "--message")) -> None:
+    """Autogenerate a migration from the tables in shared/tables.py (developers)."""
+    from alembic import command
+
+    from shared.database.migrate import alembic_config
+
+    command.revision(alembic_config(_database_url()), message=message, autogenerate=True)
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded PostgreSQL even if a crashed process left it running."""
+    from shared.database.embedded import force_stop
+
+    settings = get_settings()
+    if settings.database_url:
+        console.print("DATABASE_URL is set: there is no embedded server to stop.")
+        raise typer.Exit(0)
+    console.print("stopped" if force_stop(settings.data_dir) else "not running")
+
+
+@keys_app.command("create-admin")
+def keys_create_admin(
+    label: str = typer.Option("bootstrap", help="A name to recognise the key by."),
+    role: str = typer.Option("hq_admin", help="hq_admin or hq_analyst."),
+) -> None:
+    """Create an HQ key; prints only the secret on stdout (for scripts)."""
+    from shared import api_keys
+    from shared.access import SYSTEM, Role
+    from shared.database.migrate import upgrade
+
+    if role not in (Role.HQ_ADMIN, Role.HQ_ANALYST):
+        console.print("role must be hq_admin or hq_analyst")
+        raise typer.Exit(2)
+    upgrade(_database_url())
+    issued = _run_async(
+        lambda connection: api_keys.issue_key(connection, SYSTEM, role=Role(role), label=label)
+    )
+    typer.echo(issued.secret)
+
+
+@app.command("seed-demo")
+def seed_demo() -> None:
+    """Create the small demo network if the database has no merchants yet."""
+    from seed.demo import create_demo_network, has_demo_network
+    from shared.database.migrate import upgrade
+
+    upgrade(_database_url())
+
+    async def seed(connection):
+        if await has_demo_network(connection):
+            return False
+        await create_demo_network(connection, get_settings())
+        return True
+
+    console.print("demo network created" if _run_async(seed) else "data present: left as is")
+
+
+def _children_env(url) -> dict[str, str]:
+    env = dict(os.environ)
+    # Children use exactly this server and never start their own.
+    env["DATABASE_URL"] = url.render_as_string(hide_password=False)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def _wait_until_up(url: str, process: subprocess.Popen, seconds: float = 60.0) -> bool:
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        try:
+            if httpx.get(url, timeout=1.0).status_code < 500:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    return False
+
+
+@app.command("up")
+def up(
+    demo: bool = typer.Option(True, help="Create the demo network when the database is empty."),
+    api_port: int | None = typer.Option(None, help="Default: COALITION_API_PORT or 8000."),
+    dashboard_port: int | None = typer.Option(None, help="Default: COALITION_DASHBOARD_PORT or 8501."),
+    exit_after_start: bool = typer.Option(
+        False, help="Stop everything once both services answered (smoke test)."
+    ),
+) -> None:
+    """Run the whole product: database, migrations, demo data, API and dashboard."""
+    from seed.demo import create_demo_network, has_demo_network, issue_demo_credentials
+    from shared.database.embedded import stop_embedded_servers
+    from shared.database.migrate import upgrade
+
+    settings = get_settings()
+    api_port = api_port or settings.api_port
+    dashboard_port = dashboard_port or settings.dashboard_port
+    started = time.monotonic()
+    url = _database_url()
+    console.print(
+        f"database: {'DATABASE_URL' if settings.database_url else 'embedded PostgreSQL in ' + str(settings.data_dir)}"
+    )
+    upgrade(url)
+
+    async def prepare(connection):
+        if demo and not await has_demo_network(connection):
+            console.print("creating the demo network...")
+            await create_demo_network(connection, settings)
+        return await issue_demo_credentials(connection)
+
+    credentials = _run_async(prepare)
+    env = _children_env(url)
+    python = sys.executable
+    host = settings.api_host
+    processes = {
+        "api": subprocess.Popen(
+            [python, "-m", "uvicorn", "--factory", "api.app:app_factory", "--host", host,
+             "--port", str(api_port), "--log-level", "warning"],
+            env=env, cwd=PROJECT_ROOT,
+        ),
+        "dashboard": subprocess.Popen(
+            [python, "-m", "streamlit", "run", str(PROJECT_ROOT / "dashboard" / "app.py"),
+             "--server.port", str(dashboard_port), "--server.address", host,
+             "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+            env=env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
+        ),
+    }
+    api_url = f"http://{host}:{api_port}"
+    dashboard_url = f"http://{host}:{dashboard_port}"
+
+    def shutdown(*_: object) -> None:
+        for process in processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in processes.values():
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        stop_embedded_servers()
+
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        api_ok = _wait_until_up(f"{api_url}/ready", processes["api"])
+        dashboard_ok = _wait_until_up(f"{dashboard_url}/_stcore/health", processes["dashboard"])
+        if not (api_ok and dashboard_ok):
+            console.print(f"[red]failed to start: api={api_ok} dashboard={dashboard_ok}[/red]")
+            raise typer.Exit(1)
+        elapsed = time.monotonic() - started
+        typer.echo(
+            f"""
+Coalition is running (ready in {elapsed:.1f}s). Ctrl-C stops everything.
+
+  API           {api_url}            (OpenAPI: {api_url}/schema, {api_url}/schema/swagger)
+  Dashboard     {dashboard_url}
+
+  HQ admin API key             {credentials.hq_admin_key}
+  Merchant API key ({credentials.merchant_name})  {credentials.merchant_key}
+
+  Try:  curl -s -H "Authorization: Bearer {credentials.merchant_key}" {api_url}/v1/merchants/$(...)
+        curl -s -H "Authorization: Bearer {credentials.hq_admin_key}" {api_url}/v1/merchants
+"""
+        )
+        if exit_after_start:
+            return
+        while all(process.poll() is None for process in processes.values()):
+            time.sleep(0.5)
+        console.print("[red]a service stopped; shutting down[/red]")
+        raise typer.Exit(1)
+    except KeyboardInterrupt:
+        console.print("stopping...")
+    finally:
+        shutdown()
+
+
+@app.command("api")
+def run_api(port: int | None = None) -> None:
+    """Run the API alone (production: use the compose file)."""
+    import uvicorn
+
+    settings = get_settings()
+    url = _database_url()
+    os.environ["DATABASE_URL"] = url.render_as_string(hide_password=False)
+    get_settings.cache_clear()
+    uvicorn.run("api.app:app_factory", factory=True, host=settings.api_host,
+                port=port or settings.api_port)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Connections to the one PostgreSQL that is the source of truth (embedded or DATABASE_URL)."""

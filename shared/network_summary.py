@@ -1,0 +1,49 @@
+"""Headline counts of the network for the HQ landing page (sync: used by the dashboard)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, func, select
+
+from shared.tables import members, merchants, stores
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkSummary:
+    active_merchants: int
+    suspended_merchants: int
+    open_stores: int
+    active_members: int
+    members_enrolled_last_30_days: int
+
+
+def network_summary(connection: Connection) -> NetworkSummary:
+    merchant_counts = dict(
+        connection.execute(select(merchants.c.status, func.count()).group_by(merchants.c.status)).all()
+    )
+    return NetworkSummary(
+        active_merchants=merchant_counts.get("active", 0),
+        suspended_merchants=merchant_counts.get("suspended", 0),
+        open_stores=connection.scalar(
+            select(func.count()).select_from(stores).where(stores.c.status == "open")
+        ),
+        active_members=connection.scalar(
+            select(func.count()).select_from(members).where(members.c.status == "active")
+        ),
+        members_enrolled_last_30_days=connection.scalar(
+            select(func.count())
+            .select_from(members)
+            .where(members.c.enrolled_at >= func.now() - func.make_interval(0, 0, 0, 30))
+        ),
+    )
+
+
+def enrolments_by_merchant(connection: Connection) -> list[tuple[str, int]]:
+    rows = connection.execute(
+        select(merchants.c.name, func.count(members.c.member_id))
+        .select_from(merchants.outerjoin(members, members.c.acquiring_merchant_id == merchants.c.merchant_id))
+        .group_by(merchants.c.name)
+        .order_by(func.count(members.c.member_id).desc(), merchants.c.name)
+    ).all()
+    return [(name, count) for name, count in rows]
