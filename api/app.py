@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
-from litestar.config.app import AppConfig
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
@@ -40,19 +40,20 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
 
     @asynccontextmanager
     async def database(app: Litestar) -> AsyncIterator[None]:
-        owned = engine is None
-        app.state.engine = engine or create_async_engine(
+        """Owns the engine unless one was handed in (tests share theirs)."""
+        if engine is not None:
+            yield
+            return
+        app.state.engine = create_async_engine(
             async_url(database_url(settings)),
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_pool_size,
             pool_pre_ping=True,
         )
-        app.state.settings = settings
         try:
             yield
         finally:
-            if owned:
-                await app.state.engine.dispose()
+            await app.state.engine.dispose()
 
     return Litestar(
         route_handlers=[
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
             MemberController,
         ],
         lifespan=[database],
+        state=State({"settings": settings, "engine": engine}),
         dependencies={
             "transaction": Provide(provide_transaction),
             "principal": Provide(provide_principal, sync_to_thread=False),
@@ -85,11 +87,15 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
             components=Components(
                 security_schemes={
                     "BearerApiKey": SecurityScheme(
-                        type="http", scheme="bearer", bearer_format="coal_<prefix>_<secret>",
+                        type="http",
+                        scheme="bearer",
+                        bearer_format="coal_<prefix>_<secret>",
                         description="API key as a bearer token.",
                     ),
                     "HeaderApiKey": SecurityScheme(
-                        type="apiKey", name="X-API-Key", security_scheme_in="header",
+                        type="apiKey",
+                        name="X-API-Key",
+                        security_scheme_in="header",
                         description="The same API key in the X-API-Key header.",
                     ),
                 }
@@ -102,7 +108,6 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
                 Tag(name="Operations", description="Probes and problem types."),
             ],
         ),
-        on_app_init=[],
         debug=False,
     )
 

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 from litestar import Request
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.access import Principal
@@ -25,3 +26,9 @@ def provide_principal(request: Request) -> Principal:
 
 def provide_settings(state: State) -> Settings:
     return state.settings
+
+
+# Handler parameter types: the name of the parameter selects the provider.
+Transaction = NamedDependency[AsyncConnection]
+Caller = NamedDependency[Principal]
+Config = NamedDependency[Settings]

@@ -10,10 +10,10 @@ import logging
 from typing import Any
 
 import msgspec
-from litestar import MediaType, Request, Response
+from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.openapi.spec import Example
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from shared.errors import DomainError
@@ -52,9 +52,15 @@ def problem_type(slug: str) -> str:
     return f"/problems/{slug}"
 
 
-def _response(request: Request, status: int, slug: str, title: str, detail: str | None,
-              extensions: dict[str, Any] | None = None,
-              headers: dict[str, str] | None = None) -> Response:
+def _response(
+    request: Request,
+    status: int,
+    slug: str,
+    title: str,
+    detail: str | None,
+    extensions: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
     body: dict[str, Any] = {
         "type": problem_type(slug),
         "title": title,
@@ -64,8 +70,9 @@ def _response(request: Request, status: int, slug: str, title: str, detail: str 
     if detail:
         body["detail"] = detail
     body.update(extensions or {})
-    return Response(content=body, status_code=status, media_type=PROBLEM_MEDIA_TYPE,
-                    headers=headers)
+    return Response(
+        content=body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
+    )
 
 
 def domain_error_handler(request: Request, error: DomainError) -> Response:
@@ -80,7 +87,8 @@ def http_error_handler(request: Request, error: HTTPException) -> Response:
     if isinstance(error, ValidationException) and error.extra:
         extensions["errors"] = [
             {key: value for key, value in item.items() if key in ("message", "key", "source")}
-            if isinstance(item, dict) else {"message": str(item)}
+            if isinstance(item, dict)
+            else {"message": str(item)}
             for item in (error.extra if isinstance(error.extra, list) else [error.extra])
         ]
     if status >= 500:
@@ -115,7 +123,9 @@ _EXAMPLE_SLUGS = {
 }
 
 
-def problem_responses(*statuses: int, slugs: dict[int, list[str]] | None = None) -> dict[int, ResponseSpec]:
+def problem_responses(
+    *statuses: int, slugs: dict[int, list[str]] | None = None
+) -> dict[int, ResponseSpec]:
     """OpenAPI entries for the error statuses a route can return, with the possible slugs."""
     responses: dict[int, ResponseSpec] = {}
     for status in statuses:
@@ -123,13 +133,19 @@ def problem_responses(*statuses: int, slugs: dict[int, list[str]] | None = None)
         title = HTTP_SLUGS.get(status, ("", "Error"))[1]
         responses[status] = ResponseSpec(
             data_container=ProblemDetails,
-            description=f"{title}. Problem types: " + ", ".join(f"`{problem_type(n)}`" for n in names),
+            description=f"{title}. Problem types: "
+            + ", ".join(f"`{problem_type(n)}`" for n in names),
             media_type=PROBLEM_MEDIA_TYPE,
             examples=[
                 Example(
                     summary=name,
-                    value={"type": problem_type(name), "title": title, "status": status,
-                           "detail": "Human-readable explanation.", "instance": "/v1/..."},
+                    value={
+                        "type": problem_type(name),
+                        "title": title,
+                        "status": status,
+                        "detail": "Human-readable explanation.",
+                        "instance": "/v1/...",
+                    },
                 )
                 for name in names
             ],

@@ -22,9 +22,13 @@ pio.templates.default = "plotly_white+coalition"
 def enrolments_by_merchant(rows: list[tuple[str, int]]) -> go.Figure:
     names = [name for name, _ in rows]
     counts = [count for _, count in rows]
-    figure = go.Figure(go.Bar(x=counts, y=names, orientation="h", hovertemplate="%{x:,} members<extra></extra>"))
+    figure = go.Figure(
+        go.Bar(x=counts, y=names, orientation="h", hovertemplate="%{x:,} members<extra></extra>")
+    )
     figure.update_layout(
-        title="Members by acquiring merchant", xaxis_title="members", yaxis={"autorange": "reversed"},
+        title="Members by acquiring merchant",
+        xaxis_title="members",
+        yaxis={"autorange": "reversed"},
         height=max(240, 40 * len(rows)),
     )
     return figure

@@ -55,14 +55,26 @@ async def create_demo_network(
     created = []
     for name, industry, earn_rate, issuance, redemption, cities in DEMO_MERCHANTS:
         merchant = await merchants.create_merchant(
-            connection, SYSTEM, name=name, industry=industry, currency="USD",
-            earn_rate=Decimal(earn_rate), issuance_price=Decimal(issuance),
-            redemption_rate=Decimal(redemption), allowed_currencies=settings.currencies,
+            connection,
+            SYSTEM,
+            name=name,
+            industry=industry,
+            currency="USD",
+            earn_rate=Decimal(earn_rate),
+            issuance_price=Decimal(issuance),
+            redemption_rate=Decimal(redemption),
+            allowed_currencies=settings.currencies,
         )
         stores = [
             await merchants.create_store(
-                connection, SYSTEM, merchant.merchant_id, code=f"{city[:3].upper()}-{index + 1:03d}",
-                name=f"{name} {city}", city=city, country="US", timezone="America/New_York",
+                connection,
+                SYSTEM,
+                merchant.merchant_id,
+                code=f"{city[:3].upper()}-{index + 1:03d}",
+                name=f"{name} {city}",
+                city=city,
+                country="US",
+                timezone="America/New_York",
             )
             for index, city in enumerate(cities)
         ]
@@ -76,11 +88,16 @@ async def create_demo_network(
             )
         try:
             await members.enrol(
-                connection, SYSTEM, merchant_id=merchant.merchant_id,
-                store_id=rng.choice(stores).store_id, card_number=None, identifiers=identifiers,
+                connection,
+                SYSTEM,
+                merchant_id=merchant.merchant_id,
+                store_id=rng.choice(stores).store_id,
+                card_number=None,
+                identifiers=identifiers,
                 profile=members.Profile(given_name=fake.first_name(), family_name=fake.last_name()),
                 consents=members.Consents(marketing_email=rng.random() < 0.6),
-                card_prefix=settings.card_prefix, default_region=settings.default_phone_region,
+                card_prefix=settings.card_prefix,
+                default_region=settings.default_phone_region,
             )
         except DomainError:
             continue  # a random phone number collided: that member simply gives no phone
@@ -102,6 +119,10 @@ async def issue_demo_credentials(connection: AsyncConnection) -> DemoCredentials
         )
     ).one()
     merchant_key = await api_keys.issue_key(
-        connection, SYSTEM, role=Role.MERCHANT, label=DEMO_KEY_LABEL, merchant_id=merchant.merchant_id
+        connection,
+        SYSTEM,
+        role=Role.MERCHANT,
+        label=DEMO_KEY_LABEL,
+        merchant_id=merchant.merchant_id,
     )
     return DemoCredentials(admin.secret, merchant_key.secret, merchant.name)

@@ -122,8 +122,16 @@ async def issue_key(
         )
     ).one()
     await audit.record(
-        connection, actor, "api_key.issued", "api_key", row.key_id,
-        {"role": role.value, "merchantId": str(merchant_id) if merchant_id else None, "label": label},
+        connection,
+        actor,
+        "api_key.issued",
+        "api_key",
+        row.key_id,
+        {
+            "role": role.value,
+            "merchantId": str(merchant_id) if merchant_id else None,
+            "label": label,
+        },
     )
     return IssuedKey(key=_key(row), secret=secret)
 
@@ -163,7 +171,9 @@ async def authenticate(
             update(api_keys)
             .where(
                 api_keys.c.key_id == row.key_id,
-                or_(api_keys.c.last_used_at.is_(None), api_keys.c.last_used_at < func.now() - window),
+                or_(
+                    api_keys.c.last_used_at.is_(None), api_keys.c.last_used_at < func.now() - window
+                ),
             )
             .values(last_used_at=func.now())
         )
@@ -230,15 +240,20 @@ async def rotate_key(
         )
     )
     await audit.record(
-        connection, actor, "api_key.rotated", "api_key", key_id,
+        connection,
+        actor,
+        "api_key.rotated",
+        "api_key",
+        key_id,
         {"replacedBy": str(issued.key.key_id), "graceSeconds": grace_seconds},
     )
     return issued
 
 
 async def get_key(connection: AsyncConnection, key_id: uuid.UUID) -> ApiKey:
-    row = (await connection.execute(select(*_COLUMNS).where(api_keys.c.key_id == key_id))).one_or_none()
+    row = (
+        await connection.execute(select(*_COLUMNS).where(api_keys.c.key_id == key_id))
+    ).one_or_none()
     if row is None:
         raise NotFound(f"API key {key_id} does not exist.")
     return _key(row)
-

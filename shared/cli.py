@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -162,7 +161,9 @@ def _wait_until_up(url: str, process: subprocess.Popen, seconds: float = 60.0) -
 def up(
     demo: bool = typer.Option(True, help="Create the demo network when the database is empty."),
     api_port: int | None = typer.Option(None, help="Default: COALITION_API_PORT or 8000."),
-    dashboard_port: int | None = typer.Option(None, help="Default: COALITION_DASHBOARD_PORT or 8501."),
+    dashboard_port: int | None = typer.Option(
+        None, help="Default: COALITION_DASHBOARD_PORT or 8501."
+    ),
     exit_after_start: bool = typer.Option(
         False, help="Stop everything once both services answered (smoke test)."
     ),
@@ -194,15 +195,41 @@ def up(
     host = settings.api_host
     processes = {
         "api": subprocess.Popen(
-            [python, "-m", "uvicorn", "--factory", "api.app:app_factory", "--host", host,
-             "--port", str(api_port), "--log-level", "warning"],
-            env=env, cwd=PROJECT_ROOT,
+            [
+                python,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "api.app:app_factory",
+                "--host",
+                host,
+                "--port",
+                str(api_port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            cwd=PROJECT_ROOT,
         ),
         "dashboard": subprocess.Popen(
-            [python, "-m", "streamlit", "run", str(PROJECT_ROOT / "dashboard" / "app.py"),
-             "--server.port", str(dashboard_port), "--server.address", host,
-             "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-            env=env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
+            [
+                python,
+                "-m",
+                "streamlit",
+                "run",
+                str(PROJECT_ROOT / "dashboard" / "app.py"),
+                "--server.port",
+                str(dashboard_port),
+                "--server.address",
+                host,
+                "--server.headless",
+                "true",
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.DEVNULL,
         ),
     }
     api_url = f"http://{host}:{api_port}"
@@ -262,8 +289,9 @@ def run_api(port: int | None = None) -> None:
     url = _database_url()
     os.environ["DATABASE_URL"] = url.render_as_string(hide_password=False)
     get_settings.cache_clear()
-    uvicorn.run("api.app:app_factory", factory=True, host=settings.api_host,
-                port=port or settings.api_port)
+    uvicorn.run(
+        "api.app:app_factory", factory=True, host=settings.api_host, port=port or settings.api_port
+    )
 
 
 def main() -> None:

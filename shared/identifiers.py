@@ -100,7 +100,9 @@ def normalise_merchant_ref(raw: str) -> str:
             f"A customer reference is at most {MERCHANT_REF_MAX_LENGTH} characters.",
         )
     if _CONTROL_CHARACTERS.search(value):
-        raise _invalid(IdentifierKind.MERCHANT_REF, "A customer reference has no control characters.")
+        raise _invalid(
+            IdentifierKind.MERCHANT_REF, "A customer reference has no control characters."
+        )
     return value
 
 

@@ -107,7 +107,9 @@ async def enrol(
         (item.kind, normalise(item.kind, item.value, default_region)) for item in identifiers
     ]
     if card_number is not None:
-        normalised.insert(0, (IdentifierKind.CARD, normalise(IdentifierKind.CARD, card_number, default_region)))
+        normalised.insert(
+            0, (IdentifierKind.CARD, normalise(IdentifierKind.CARD, card_number, default_region))
+        )
     if len({pair for pair in normalised}) != len(normalised):
         raise InvalidInput("The same identifier is given twice.")
 
@@ -192,7 +194,9 @@ async def _issue_card(
 ) -> None:
     for _ in range(CARD_GENERATION_ATTEMPTS):
         number = generate_card_number(prefix)
-        if await _insert_identifier(connection, member_id, IdentifierKind.CARD, number, merchant_id):
+        if await _insert_identifier(
+            connection, member_id, IdentifierKind.CARD, number, merchant_id
+        ):
             return
     raise Conflict("Could not generate a free card number; the card range may be exhausted.")
 
@@ -342,7 +346,11 @@ async def attach_identifier(
         if identifier_id is None:
             raise _in_use(item.kind)
         await audit.record(
-            connection, actor, "member.identifier_attached", "member", member_id,
+            connection,
+            actor,
+            "member.identifier_attached",
+            "member",
+            member_id,
             {"kind": item.kind.value, "identifierId": str(identifier_id)},
         )
         existing = (
@@ -398,7 +406,11 @@ async def detach_identifier(
         )
     )
     await audit.record(
-        connection, actor, "member.identifier_detached", "member", member_id,
+        connection,
+        actor,
+        "member.identifier_detached",
+        "member",
+        member_id,
         {"kind": row.kind, "identifierId": str(identifier_id)},
     )
 
@@ -418,7 +430,11 @@ async def set_status(
             .values(status=status, updated_at=func.now())
         )
         await audit.record(
-            connection, actor, "member.status_changed", "member", member_id,
+            connection,
+            actor,
+            "member.status_changed",
+            "member",
+            member_id,
             {"from": member.status, "to": status, "reason": reason},
         )
     return await get_member(connection, actor, member_id)
@@ -457,7 +473,11 @@ async def merge(
         .values(status="merged", merged_into_member_id=survivor_id, updated_at=func.now())
     )
     await audit.record(
-        connection, actor, "member.merged", "member", survivor_id,
+        connection,
+        actor,
+        "member.merged",
+        "member",
+        survivor_id,
         {
             "duplicateMemberId": str(duplicate_id),
             "duplicateStatus": locked[duplicate_id].status,

@@ -154,7 +154,11 @@ async def update_merchant(
     if row is None:
         raise NotFound(f"Merchant {merchant_id} does not exist.")
     await audit.record(
-        connection, actor, "merchant.updated", "merchant", merchant_id,
+        connection,
+        actor,
+        "merchant.updated",
+        "merchant",
+        merchant_id,
         {key: str(value) for key, value in changes.items()},
     )
     return _merchant(row)

@@ -20,7 +20,9 @@ class NetworkSummary:
 
 def network_summary(connection: Connection) -> NetworkSummary:
     merchant_counts = dict(
-        connection.execute(select(merchants.c.status, func.count()).group_by(merchants.c.status)).all()
+        connection.execute(
+            select(merchants.c.status, func.count()).group_by(merchants.c.status)
+        ).all()
     )
     return NetworkSummary(
         active_merchants=merchant_counts.get("active", 0),
@@ -42,7 +44,9 @@ def network_summary(connection: Connection) -> NetworkSummary:
 def enrolments_by_merchant(connection: Connection) -> list[tuple[str, int]]:
     rows = connection.execute(
         select(merchants.c.name, func.count(members.c.member_id))
-        .select_from(merchants.outerjoin(members, members.c.acquiring_merchant_id == merchants.c.merchant_id))
+        .select_from(
+            merchants.outerjoin(members, members.c.acquiring_merchant_id == merchants.c.merchant_id)
+        )
         .group_by(merchants.c.name)
         .order_by(func.count(members.c.member_id).desc(), merchants.c.name)
     ).all()

@@ -41,11 +41,15 @@ metadata = MetaData(
 
 
 def _created_at() -> Column:
-    return Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()"))
+    return Column(
+        "created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")
+    )
 
 
 def _updated_at() -> Column:
-    return Column("updated_at", DateTime(timezone=True), nullable=False, server_default=text("now()"))
+    return Column(
+        "updated_at", DateTime(timezone=True), nullable=False, server_default=text("now()")
+    )
 
 
 merchants = Table(
@@ -137,7 +141,9 @@ members = Table(
         "(status = 'merged') = (merged_into_member_id IS NOT NULL)", name="merged_has_survivor"
     ),
 )
-Index("ix_members_acquiring_merchant_enrolled", members.c.acquiring_merchant_id, members.c.enrolled_at)
+Index(
+    "ix_members_acquiring_merchant_enrolled", members.c.acquiring_merchant_id, members.c.enrolled_at
+)
 Index("ix_members_enrolled_at", members.c.enrolled_at)
 
 member_identifiers = Table(

@@ -21,8 +21,12 @@ class HealthController(Controller):
     async def health(self) -> HealthOut:
         return HealthOut(status="ok")
 
-    @get("/ready", summary="The database answers", exclude_from_auth=True,
-         responses={503: ResponseSpec(HealthOut, description="The database does not answer")})
+    @get(
+        "/ready",
+        summary="The database answers",
+        exclude_from_auth=True,
+        responses={503: ResponseSpec(HealthOut, description="The database does not answer")},
+    )
     async def ready(self, state: State) -> Response[HealthOut]:
         try:
             async with state.engine.connect() as connection:

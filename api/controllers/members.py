@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 
 from litestar import Controller, delete, get, post
-from sqlalchemy.ext.asyncio import AsyncConnection
+from litestar.params import FromPath, JSONBody
 
 from api.auth import hq_admin, writer
+from api.dependencies import Caller, Config, Transaction
 from api.problems import problem_responses
 from api.schemas.members import (
     Enrolment,
@@ -20,27 +21,39 @@ from api.schemas.members import (
 )
 from api.wire import to_wire
 from shared import members
-from shared.access import Principal
 from shared.errors import InvalidInput
 from shared.identifiers import IdentifierKind
-from shared.settings import Settings
 
-_IDENTIFIER_ERRORS = {409: ["identifier-in-use", "member-not-active", "conflict"],
-                      422: ["invalid-identifier", "invalid-input"]}
+_IDENTIFIER_ERRORS = {
+    409: ["identifier-in-use", "member-not-active", "conflict"],
+    422: ["invalid-identifier", "invalid-input"],
+}
 
 
 class MemberController(Controller):
     path = "/v1/members"
     tags = ["Members"]
 
-    @post(guards=[writer], summary="Enrol a member at the calling merchant",
-          responses=problem_responses(
-              400, 401, 403, 404, 409, 413, 422,
-              slugs={**_IDENTIFIER_ERRORS, 403: ["forbidden", "merchant-not-active"]},
-          ))
+    @post(
+        guards=[writer],
+        summary="Enrol a member at the calling merchant",
+        responses=problem_responses(
+            400,
+            401,
+            403,
+            404,
+            409,
+            413,
+            422,
+            slugs={**_IDENTIFIER_ERRORS, 403: ["forbidden", "merchant-not-active"]},
+        ),
+    )
     async def enrol(
-        self, data: Enrolment, transaction: AsyncConnection, principal: Principal,
-        settings: Settings,
+        self,
+        data: JSONBody[Enrolment],
+        transaction: Transaction,
+        principal: Caller,
+        settings: Config,
     ) -> MemberOut:
         if principal.is_hq:
             if data.acquiring_merchant_id is None:
@@ -51,12 +64,15 @@ class MemberController(Controller):
                 raise InvalidInput("A merchant enrols members for itself only.")
             merchant_id = principal.require_merchant()
         member = await members.enrol(
-            transaction, principal,
+            transaction,
+            principal,
             merchant_id=merchant_id,
             store_id=data.store_id,
             card_number=data.card_number,
-            identifiers=[members.IdentifierInput(IdentifierKind(item.kind), item.value)
-                         for item in data.identifiers],
+            identifiers=[
+                members.IdentifierInput(IdentifierKind(item.kind), item.value)
+                for item in data.identifiers
+            ],
             profile=to_wire(data.profile, members.Profile) if data.profile else None,
             consents=to_wire(data.consents, members.Consents) if data.consents else None,
             card_prefix=settings.card_prefix,
@@ -64,64 +80,104 @@ class MemberController(Controller):
         )
         return to_wire(member, MemberOut)
 
-    @post("/lookup", status_code=200, summary="Find a member by card, phone, e-mail or customer reference",
-          responses=problem_responses(400, 401, 404, 413, 422,
-                                      slugs={422: ["invalid-identifier", "invalid-input"]}))
+    @post(
+        "/lookup",
+        status_code=200,
+        summary="Find a member by card, phone, e-mail or customer reference",
+        responses=problem_responses(
+            400, 401, 404, 413, 422, slugs={422: ["invalid-identifier", "invalid-input"]}
+        ),
+    )
     async def lookup(
-        self, data: Lookup, transaction: AsyncConnection, principal: Principal, settings: Settings
+        self, data: JSONBody[Lookup], transaction: Transaction, principal: Caller, settings: Config
     ) -> MemberOut:
         member = await members.lookup(
-            transaction, principal, IdentifierKind(data.kind), data.value,
+            transaction,
+            principal,
+            IdentifierKind(data.kind),
+            data.value,
             settings.default_phone_region,
         )
         return to_wire(member, MemberOut)
 
     @get("/{member_id:uuid}", summary="Read a member", responses=problem_responses(401, 404))
     async def get_member(
-        self, member_id: uuid.UUID, transaction: AsyncConnection, principal: Principal
+        self, member_id: FromPath[uuid.UUID], transaction: Transaction, principal: Caller
     ) -> MemberOut:
         return to_wire(await members.get_member(transaction, principal, member_id), MemberOut)
 
-    @post("/{member_id:uuid}/identifiers", guards=[writer],
-          summary="Attach an identifier (idempotent for the member's own identifiers)",
-          responses=problem_responses(400, 401, 403, 404, 409, 413, 422, slugs=_IDENTIFIER_ERRORS))
+    @post(
+        "/{member_id:uuid}/identifiers",
+        guards=[writer],
+        summary="Attach an identifier (idempotent for the member's own identifiers)",
+        responses=problem_responses(400, 401, 403, 404, 409, 413, 422, slugs=_IDENTIFIER_ERRORS),
+    )
     async def attach_identifier(
-        self, member_id: uuid.UUID, data: IdentifierIn, transaction: AsyncConnection,
-        principal: Principal, settings: Settings,
+        self,
+        member_id: FromPath[uuid.UUID],
+        data: JSONBody[IdentifierIn],
+        transaction: Transaction,
+        principal: Caller,
+        settings: Config,
     ) -> IdentifierOut:
         identifier = await members.attach_identifier(
-            transaction, principal, member_id,
+            transaction,
+            principal,
+            member_id,
             members.IdentifierInput(IdentifierKind(data.kind), data.value),
             settings.default_phone_region,
         )
         return to_wire(identifier, IdentifierOut)
 
-    @delete("/{member_id:uuid}/identifiers/{identifier_id:uuid}", guards=[writer],
-            summary="Detach an identifier the caller attached (HQ: any)",
-            responses=problem_responses(401, 403, 404, 409))
+    @delete(
+        "/{member_id:uuid}/identifiers/{identifier_id:uuid}",
+        guards=[writer],
+        summary="Detach an identifier the caller attached (HQ: any)",
+        responses=problem_responses(401, 403, 404, 409),
+    )
     async def detach_identifier(
-        self, member_id: uuid.UUID, identifier_id: uuid.UUID, transaction: AsyncConnection,
-        principal: Principal,
+        self,
+        member_id: FromPath[uuid.UUID],
+        identifier_id: FromPath[uuid.UUID],
+        transaction: Transaction,
+        principal: Caller,
     ) -> None:
         await members.detach_identifier(transaction, principal, member_id, identifier_id)
 
-    @post("/{member_id:uuid}/status", guards=[hq_admin], status_code=200,
-          summary="Suspend, reactivate or close a member (HQ)",
-          responses=problem_responses(400, 401, 403, 404, 409, 413))
+    @post(
+        "/{member_id:uuid}/status",
+        guards=[hq_admin],
+        status_code=200,
+        summary="Suspend, reactivate or close a member (HQ)",
+        responses=problem_responses(400, 401, 403, 404, 409, 413),
+    )
     async def set_status(
-        self, member_id: uuid.UUID, data: StatusChange, transaction: AsyncConnection,
-        principal: Principal,
+        self,
+        member_id: FromPath[uuid.UUID],
+        data: JSONBody[StatusChange],
+        transaction: Transaction,
+        principal: Caller,
     ) -> MemberOut:
-        member = await members.set_status(transaction, principal, member_id, data.status, data.reason)
+        member = await members.set_status(
+            transaction, principal, member_id, data.status, data.reason
+        )
         return to_wire(member, MemberOut)
 
-    @post("/{member_id:uuid}/merge", guards=[hq_admin], status_code=200,
-          summary="Merge a duplicate into this member (HQ); identifiers move here",
-          responses=problem_responses(400, 401, 403, 404, 409, 413, 422,
-                                      slugs={409: ["member-not-active", "conflict"]}))
+    @post(
+        "/{member_id:uuid}/merge",
+        guards=[hq_admin],
+        status_code=200,
+        summary="Merge a duplicate into this member (HQ); identifiers move here",
+        responses=problem_responses(
+            400, 401, 403, 404, 409, 413, 422, slugs={409: ["member-not-active", "conflict"]}
+        ),
+    )
     async def merge(
-        self, member_id: uuid.UUID, data: MergeRequest, transaction: AsyncConnection,
-        principal: Principal,
+        self,
+        member_id: FromPath[uuid.UUID],
+        data: JSONBody[MergeRequest],
+        transaction: Transaction,
+        principal: Caller,
     ) -> MemberOut:
         member = await members.merge(
             transaction, principal, member_id, data.duplicate_member_id, data.reason

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Controller, get
+from litestar.params import FromPath
 
 from api.problems import HTTP_SLUGS, problem_type
 from api.schemas.common import WireStruct
@@ -40,7 +41,7 @@ class ProblemController(Controller):
         return sorted(_catalogue().values(), key=lambda entry: entry.type)
 
     @get("/{slug:str}", exclude_from_auth=True, summary="One problem type")
-    async def get_problem_type(self, slug: str) -> ProblemTypeOut:
+    async def get_problem_type(self, slug: FromPath[str]) -> ProblemTypeOut:
         entry = _catalogue().get(slug)
         if entry is None:
             raise DomainNotFound(f"No problem type {slug!r}.")

@@ -19,9 +19,16 @@ class HqKeyCreate(WireStruct):
 
 
 class KeyRotate(WireStruct):
-    grace_seconds: Annotated[int, Meta(ge=0, le=30 * 86400, description=(
-        "How long the old key keeps working, so tills can switch over (max 30 days)."
-    ))] = 0
+    grace_seconds: Annotated[
+        int,
+        Meta(
+            ge=0,
+            le=30 * 86400,
+            description=(
+                "How long the old key keeps working, so tills can switch over (max 30 days)."
+            ),
+        ),
+    ] = 0
 
 
 class ApiKeyOut(WireStruct):

@@ -35,8 +35,17 @@ class Enrolment(WireStruct):
 
     store_id: uuid.UUID | None = None
     acquiring_merchant_id: uuid.UUID | None = None
-    card_number: Annotated[str, Meta(max_length=32, examples=["7300 1234 5678 9012"],
-                                     description="A physical card's number; omitted: one is generated.")] | None = None
+    card_number: (
+        Annotated[
+            str,
+            Meta(
+                max_length=32,
+                examples=["7300 1234 5678 9012"],
+                description="A physical card's number; omitted: one is generated.",
+            ),
+        ]
+        | None
+    ) = None
     identifiers: Annotated[list[IdentifierIn], Meta(max_length=10)] = []
     profile: ProfileIn | None = None
     consents: ConsentsIn | None = None

@@ -13,10 +13,13 @@ Industry = Literal[
     "grocery", "coffee", "fuel", "pharmacy", "cinema", "restaurant", "fashion", "travel",
     "electronics", "home", "beauty", "books", "other",
 ]  # fmt: skip
-Timezone = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+\-/]+$",
-                               examples=["Europe/Paris"])]
-StoreCode = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$",
-                                examples=["PAR-001"])]
+Timezone = Annotated[
+    str,
+    Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+\-/]+$", examples=["Europe/Paris"]),
+]
+StoreCode = Annotated[
+    str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$", examples=["PAR-001"])
+]
 
 
 class MerchantCreate(WireStruct):

@@ -17,14 +17,21 @@ st.title("Coalition network")
 summary, acquisition = load_overview()
 
 merchants_tile, stores_tile, members_tile, new_members_tile = st.columns(4)
-merchants_tile.metric("Active partners", f"{summary.active_merchants:,}",
-                      help=f"{summary.suspended_merchants} suspended")
+merchants_tile.metric(
+    "Active partners",
+    f"{summary.active_merchants:,}",
+    help=f"{summary.suspended_merchants} suspended",
+)
 stores_tile.metric("Open stores", f"{summary.open_stores:,}")
 members_tile.metric("Active members", f"{summary.active_members:,}")
 new_members_tile.metric("Enrolled, last 30 days", f"{summary.members_enrolled_last_30_days:,}")
 
 if acquisition:
     st.plotly_chart(charts.enrolments_by_merchant(acquisition), use_container_width=True)
-    st.caption("Members counted by the partner where they enrolled (acquiring merchant), all statuses.")
+    st.caption(
+        "Members counted by the partner where they enrolled (acquiring merchant), all statuses."
+    )
 else:
-    st.info("No partners yet. Create one through the API (`POST /v1/merchants`) or run `coalition seed-demo`.")
+    st.info(
+        "No partners yet. Create one through the API (`POST /v1/merchants`) or run `coalition seed-demo`."
+    )

@@ -27,7 +27,9 @@ def upgrade(url: URL | str, revision: str = "head") -> None:
     engine = create_engine(url, poolclass=None)
     try:
         with engine.begin() as connection:
-            connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID}
+            )
             config = alembic_config(url)
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
