@@ -43,7 +43,7 @@ def _run(*command: str | Path, **kwargs) -> None:
 
 
 def ensure_environment() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - run by whatever python3 the machine has
         sys.exit(f"Python 3.11+ is required (this is {sys.version.split()[0]}).")
     if not PYTHON.exists():
         _log(f"creating virtualenv {VENV}")
