@@ -5,6 +5,7 @@ xdist worker, migrated once per session with Alembic, emptied after every test (
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -15,7 +16,8 @@ from shared.settings import Settings, get_settings
 
 
 def _worker_database_name() -> str:
-    return f"coalition_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    # The pid keeps concurrent runs (two developers' shells, xdist workers) apart.
+    return f"coalition_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +26,7 @@ def test_settings() -> Settings:
 
 
 @pytest.fixture(scope="session")
-def database_url(test_settings: Settings) -> URL:
+def database_url(test_settings: Settings) -> Iterator[URL]:
     """A freshly migrated database for this worker."""
     from shared.database.migrate import upgrade
 
@@ -37,7 +39,11 @@ def database_url(test_settings: Settings) -> URL:
     admin.dispose()
     url = server.set(database=name)
     upgrade(url)
-    return url
+    yield url
+    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture(scope="session")
