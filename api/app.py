@@ -17,11 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from api.auth import ApiKeyAuthentication
 from api.controllers.api_keys import ApiKeyController
 from api.controllers.health import HealthController
+from api.controllers.ledger import LedgerController
+from api.controllers.member_points import ExpiringPointsController, MemberPointsController
 from api.controllers.members import MemberController
 from api.controllers.merchants import MerchantController
 from api.controllers.problems import ProblemController
 from api.dependencies import provide_principal, provide_settings, provide_transaction
-from api.problems import EXCEPTION_HANDLERS
+from api.problems import EXCEPTION_HANDLERS, JsonRequest
 from shared.database.bootstrap import async_url, database_url
 from shared.settings import Settings, get_settings
 
@@ -62,6 +64,9 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
             MerchantController,
             ApiKeyController,
             MemberController,
+            LedgerController,
+            MemberPointsController,
+            ExpiringPointsController,
         ],
         lifespan=[database],
         state=State({"settings": settings, "engine": engine}),
@@ -77,6 +82,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
             )
         ],
         exception_handlers=EXCEPTION_HANDLERS,
+        request_class=JsonRequest,
         request_max_body_size=settings.request_max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Coalition API",
@@ -105,6 +111,9 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
                 Tag(name="Merchants", description="Partners, commercial terms, stores (HQ)."),
                 Tag(name="API keys", description="Issue, rotate and revoke keys."),
                 Tag(name="Members", description="One member identity across the network."),
+                Tag(
+                    name="Points", description="Earn, redeem, holds, refunds, reversals, balances."
+                ),
                 Tag(name="Operations", description="Probes and problem types."),
             ],
         ),

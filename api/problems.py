@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
@@ -46,6 +46,21 @@ HTTP_SLUGS: dict[int, tuple[str, str]] = {
     500: ("internal-error", "An unexpected error occurred"),
     503: ("unavailable", "The service is temporarily unavailable"),
 }
+
+
+class JsonRequest(Request):
+    """Every way a body can fail to decode as JSON ends as the same 400 problem."""
+
+    async def json(self) -> Any:
+        try:
+            return await super().json()
+        # msgspec raises these rather than a DecodeError, and Litestar turns only a
+        # DecodeError into a 400: invalid UTF-8, or nesting deep enough (about a thousand "[")
+        # to exhaust the decoder's recursion limit, would otherwise be a 500.
+        except UnicodeDecodeError:
+            raise SerializationException("The request body is not valid UTF-8.") from None
+        except RecursionError:
+            raise SerializationException("The request body's JSON nests too deeply.") from None
 
 
 def problem_type(slug: str) -> str:

@@ -116,6 +116,79 @@ def keys_create_admin(
     typer.echo(issued.secret)
 
 
+jobs_app = typer.Typer(
+    help="Periodic jobs (cron or the compose worker runs them).", no_args_is_help=True
+)
+app.add_typer(jobs_app, name="jobs")
+
+
+def _run_with_engine(job):
+    """Run `job(engine)` against the product database; the job manages its transactions."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from shared.database.bootstrap import async_url
+
+    async def main():
+        engine = create_async_engine(async_url(_database_url()))
+        try:
+            return await job(engine)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+@jobs_app.command("expire")
+def jobs_expire(batch_size: int = typer.Option(500, min=1)) -> None:
+    """Release holds past their TTL, then expire lots past expires_at (idempotent)."""
+    from shared.ledger.expiry import expire_due_lots
+    from shared.ledger.redemption import finalise_expired_holds
+
+    holds = _run_with_engine(lambda engine: finalise_expired_holds(engine, batch_size))
+    report = _run_with_engine(lambda engine: expire_due_lots(engine, batch_size))
+    console.print(
+        f"holds released: {holds}; lots expired: {report.lots} "
+        f"({report.points} points, {report.members} members)"
+    )
+
+
+@jobs_app.command("tiers")
+def jobs_tiers() -> None:
+    """Requalify members whose tier status period ended (down one level at most)."""
+    from shared.ledger.tiers import requalify_due
+
+    changed = _run_with_engine(lambda engine: requalify_due(engine, get_settings().program))
+    console.print(f"members requalified: {changed}")
+
+
+@app.command("audit")
+def audit_command() -> None:
+    """Check every ledger invariant on the live database; exit 1 on any violation."""
+    from rich.table import Table
+    from sqlalchemy import create_engine
+
+    from shared.ledger.integrity import run_checks
+
+    engine = create_engine(_database_url())
+    with engine.connect() as connection:
+        results = run_checks(connection)
+    engine.dispose()
+    table = Table(title="Ledger audit")
+    for column in ("check", "rule", "violations"):
+        table.add_column(column)
+    for result in results:
+        table.add_row(
+            result.check.name,
+            result.check.rule,
+            "[green]0[/green]" if result.ok else f"[red]{result.violations}[/red]",
+        )
+    Console().print(table)
+    failed = [result for result in results if not result.ok]
+    for result in failed:
+        console.print(f"[red]{result.check.name}[/red]: e.g. {result.examples}")
+    raise typer.Exit(1 if failed else 0)
+
+
 @app.command("seed-demo")
 def seed_demo() -> None:
     """Create the small demo network if the database has no merchants yet."""

@@ -80,3 +80,61 @@ class Unauthenticated(DomainError):
     slug = "unauthenticated"
     status = 401
     title = "A valid API key is required"
+
+
+class InsufficientPoints(DomainError):
+    """Extensions: available, requested (and debt, when the member owes points)."""
+
+    slug = "insufficient-points"
+    status = 409
+    title = "The member does not have enough available points"
+
+
+class BelowMinimumRedemption(DomainError):
+    slug = "below-minimum-redemption"
+    status = 422
+    title = "Fewer points than the program's minimum redemption"
+
+
+class CurrencyMismatch(DomainError):
+    slug = "currency-mismatch"
+    status = 422
+    title = "The amount is not in the merchant's currency"
+
+
+class RefundExceedsPurchase(DomainError):
+    slug = "refund-exceeds-purchase"
+    status = 422
+    title = "Refunds would exceed the original purchase"
+
+
+class AlreadyReversed(DomainError):
+    slug = "already-reversed"
+    status = 409
+    title = "The redemption was already reversed"
+
+
+class HoldNotActive(DomainError):
+    """Extensions: holdStatus (captured, voided or expired)."""
+
+    slug = "hold-not-active"
+    status = 409
+    title = "The hold is no longer active"
+
+
+class FeatureDisabled(DomainError):
+    slug = "feature-disabled"
+    status = 403
+    title = "The program does not enable this feature"
+
+
+class IdempotencyKeyRequired(DomainError):
+    slug = "idempotency-key-required"
+    status = 400
+    title = "Writes need an Idempotency-Key header (or the merchant's transaction reference)"
+
+
+class IdempotencyKeyReused(DomainError):
+    slug = "idempotency-key-reused"
+    status = 409
+    title = "The idempotency key was already used for a different request"

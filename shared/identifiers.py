@@ -71,6 +71,10 @@ def mask_card(card: str) -> str:
 def normalise_phone(raw: str, default_region: str) -> str:
     if len(raw) > 64:
         raise _invalid(IdentifierKind.PHONE, "A phone number is at most 64 characters.")
+    # The parser silently drops control characters (a NUL, say) and would accept the rest;
+    # garbage is refused instead. Surrounding whitespace (a scanner's Enter) stays harmless.
+    if _CONTROL_CHARACTERS.search(raw.strip()):
+        raise _invalid(IdentifierKind.PHONE, "A phone number has no control characters.")
     try:
         number = phonenumbers.parse(raw, default_region)
     except phonenumbers.NumberParseException as error:

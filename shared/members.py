@@ -28,7 +28,8 @@ from shared.errors import (
     NotFound,
 )
 from shared.identifiers import IdentifierKind, generate_card_number, mask_card, normalise
-from shared.tables import member_identifiers, members, merchants, stores
+from shared.program import ProgramRules
+from shared.tables import member_balances, member_identifiers, members, merchants, stores
 
 CARD_GENERATION_ATTEMPTS = 8
 STATUS_TRANSITIONS = {
@@ -94,8 +95,12 @@ async def enrol(
     consents: Consents | None,
     card_prefix: str,
     default_region: str,
+    rules: ProgramRules | None = None,
+    referred_by: MemberRef | None = None,
 ) -> MemberView:
-    """Create a member at `merchant_id`, with a generated card unless a physical one is given."""
+    """Create a member at `merchant_id`, with a generated card unless a physical one is given.
+
+    With `rules`, behaviour points follow (enrolment bonus, profile completion, referral)."""
     await _require_active_merchant(connection, merchant_id)
     if store_id is not None:
         store_owner = await connection.scalar(
@@ -113,6 +118,14 @@ async def enrol(
     if len({pair for pair in normalised}) != len(normalised):
         raise InvalidInput("The same identifier is given twice.")
 
+    referrer_id = None
+    if referred_by is not None:
+        referrer_id = await resolve(connection, actor, referred_by, default_region)
+        referrer_status = await connection.scalar(
+            select(members.c.status).where(members.c.member_id == referrer_id)
+        )
+        if referrer_status != "active":
+            raise InvalidInput("The referrer is not an active member.")
     member_id = uuid.uuid4()
     profile = profile or Profile()
     consents = consents or Consents()
@@ -130,8 +143,10 @@ async def enrol(
             consent_marketing_email=consents.marketing_email,
             consent_marketing_sms=consents.marketing_sms,
             consents_updated_at=func.now(),
+            referred_by_member_id=referrer_id,
         )
     )
+    await connection.execute(insert(member_balances).values(member_id=member_id))
     for kind, value in normalised:
         if await _insert_identifier(connection, member_id, kind, value, merchant_id) is None:
             raise _in_use(kind)
@@ -140,6 +155,10 @@ async def enrol(
     await audit.record(
         connection, actor, "member.enrolled", "member", member_id, {"merchantId": str(merchant_id)}
     )
+    if rules is not None:
+        from shared.ledger.behaviour import on_enrolment  # the ledger builds on identity
+
+        await on_enrolment(connection, actor, member_id, merchant_id, rules)
     return await get_member(connection, actor, member_id)
 
 
@@ -150,7 +169,7 @@ async def _require_active_merchant(connection: AsyncConnection, merchant_id: uui
     if status is None:
         raise NotFound(f"Merchant {merchant_id} does not exist.")
     if status != "active":
-        raise MerchantNotActive("The merchant is suspended and cannot enrol members.")
+        raise MerchantNotActive("The merchant is suspended: it keeps read access only.")
 
 
 async def _insert_identifier(
@@ -302,11 +321,16 @@ def _sees_identifier(viewer: Principal, row: Any) -> bool:
 
 
 async def _lock_member(connection: AsyncConnection, member_id: uuid.UUID) -> Any:
+    """The one member lock every write takes: the member_balances row (as the ledger does),
+    so identity and points writes on a member queue in one order and cannot deadlock."""
     row = (
         await connection.execute(
             select(members.c.member_id, members.c.status)
+            .select_from(
+                members.join(member_balances, member_balances.c.member_id == members.c.member_id)
+            )
             .where(members.c.member_id == member_id)
-            .with_for_update()
+            .with_for_update(of=member_balances)
         )
     ).one_or_none()
     if row is None:
@@ -322,6 +346,9 @@ async def attach_identifier(
     default_region: str,
 ) -> Identifier:
     """Idempotent: attaching what the member already has returns the existing identifier."""
+    if actor.merchant_id is not None:
+        # A suspended merchant keeps read access but no longer changes member data.
+        await _require_active_merchant(connection, actor.merchant_id)
     member = await _lock_member(connection, member_id)
     if member.status in ("closed", "merged"):
         raise MemberNotActive(f"The member is {member.status}.")
@@ -379,6 +406,8 @@ async def detach_identifier(
     connection: AsyncConnection, actor: Principal, member_id: uuid.UUID, identifier_id: uuid.UUID
 ) -> None:
     """Merchants detach what they attached; HQ detaches anything. A member keeps one card."""
+    if actor.merchant_id is not None:
+        await _require_active_merchant(connection, actor.merchant_id)
     await _lock_member(connection, member_id)
     row = (
         await connection.execute(
@@ -447,8 +476,8 @@ async def merge(
     duplicate_id: uuid.UUID,
     reason: str,
 ) -> MemberView:
-    """Fold `duplicate_id` into `survivor_id`: identifiers move, the duplicate is marked
-    merged (never deleted), and an audit record keeps what moved."""
+    """Fold `duplicate_id` into `survivor_id`: identifiers, lots, debt and balance move, the
+    duplicate is marked merged (never deleted), and an audit record keeps what moved."""
     if survivor_id == duplicate_id:
         raise InvalidInput("A member cannot be merged into itself.")
     # Lock both rows in a fixed order so that two crossing merges cannot deadlock.
@@ -467,6 +496,11 @@ async def merge(
             .returning(member_identifiers.c.identifier_id, member_identifiers.c.kind)
         )
     ).all()
+    from shared.ledger.transfers import merge_points  # the ledger builds on identity
+
+    moved_points = await merge_points(
+        connection, actor, survivor_id=survivor_id, duplicate_id=duplicate_id
+    )
     await connection.execute(
         update(members)
         .where(members.c.member_id == duplicate_id)
@@ -482,9 +516,31 @@ async def merge(
             "duplicateMemberId": str(duplicate_id),
             "duplicateStatus": locked[duplicate_id].status,
             "reason": reason,
+            "movedPoints": moved_points.points,
             "movedIdentifiers": [
                 {"identifierId": str(item.identifier_id), "kind": item.kind} for item in moved
             ],
         },
     )
     return await get_member(connection, actor, survivor_id)
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRef:
+    """How a till names a member: any identifier, or the network member id."""
+
+    kind: str  # "member_id" or an IdentifierKind value
+    value: str
+
+
+async def resolve(
+    connection: AsyncConnection, viewer: Principal, ref: MemberRef, default_region: str
+) -> uuid.UUID:
+    if ref.kind == "member_id":
+        try:
+            return uuid.UUID(ref.value)
+        except ValueError:
+            raise InvalidInput("memberId is not a UUID.") from None
+    return await find_member_id(
+        connection, viewer, IdentifierKind(ref.kind), ref.value, default_region
+    )

@@ -269,5 +269,35 @@ def _check_timezone(name: str) -> None:
 
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    # OSError: a region directory of the tz database ("Europe") is opened as if it were a zone.
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise InvalidInput(f"Unknown IANA time zone {name!r}.") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Terms:
+    merchant_id: uuid.UUID
+    currency: str
+    earn_rate: Decimal
+    pending_days: int
+
+
+async def transacting_terms(connection: AsyncConnection, merchant_id: uuid.UUID) -> Terms:
+    """The terms a transaction is posted with; a suspended merchant cannot transact."""
+    from shared.errors import MerchantNotActive
+
+    row = (
+        await connection.execute(
+            select(
+                merchants.c.status,
+                merchants.c.currency,
+                merchants.c.earn_rate,
+                merchants.c.pending_days,
+            ).where(merchants.c.merchant_id == merchant_id)
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"Merchant {merchant_id} does not exist.")
+    if row.status != "active":
+        raise MerchantNotActive("The merchant is suspended and cannot post transactions.")
+    return Terms(merchant_id, row.currency, row.earn_rate, int(row.pending_days))

@@ -8,12 +8,19 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.program import ProgramRules
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_prefix=""
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        env_prefix="",
+        env_nested_delimiter="__",
+        populate_by_name=True,
     )
 
     database_url: str | None = Field(
@@ -56,6 +63,7 @@ class Settings(BaseSettings):
         alias="COALITION_API_KEY_LAST_USED_RESOLUTION_SECONDS",
         description="last_used_at is written at most this often per key (no hot row per request).",
     )
+    program: ProgramRules = Field(default_factory=ProgramRules, alias="COALITION_PROGRAM")
 
 
 @lru_cache(maxsize=1)

@@ -64,6 +64,8 @@ merchants = Table(
     Column("earn_rate", Numeric(12, 4), nullable=False),  # points per major currency unit
     Column("issuance_price", Numeric(18, 6), nullable=False),  # money per point issued
     Column("redemption_rate", Numeric(18, 6), nullable=False),  # money per point redeemed
+    # Points earned here become spendable this many days later (returns window).
+    Column("pending_days", BigInteger, nullable=False, server_default=text("0")),
     _created_at(),
     _updated_at(),
     CheckConstraint("status IN ('active', 'suspended')", name="status"),
@@ -116,6 +118,9 @@ members = Table(
     Column("member_id", UUID(as_uuid=True), primary_key=True),
     Column("status", Text, nullable=False, server_default="active"),
     Column("tier", Text, nullable=False, server_default="basic"),
+    Column("tier_since", DateTime(timezone=True)),
+    Column("tier_valid_until", DateTime(timezone=True)),  # NULL: the base tier never lapses
+    Column("referred_by_member_id", UUID(as_uuid=True)),
     Column("enrolled_at", DateTime(timezone=True), nullable=False),
     Column(
         "acquiring_merchant_id",
@@ -178,3 +183,194 @@ audit_log = Table(
     Column("details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
 )
 Index("ix_audit_log_subject", audit_log.c.subject_type, audit_log.c.subject_id)
+
+
+# --- The points ledger (design principles 3-6) -------------------------------------------
+# Every business event is one ledger transaction whose postings sum to zero. Postings on
+# the `member` account are the member's balance; the other accounts belong to merchants or
+# the network and keep no running balance (their totals are sums of postings: no hot rows).
+
+member_balances = Table(
+    "member_balances",
+    metadata,
+    Column("member_id", UUID(as_uuid=True), ForeignKey("members.member_id"), primary_key=True),
+    # balance = sum of the member's postings = sum of open lot remainders - debt
+    Column("balance", BigInteger, nullable=False, server_default=text("0")),
+    Column("debt", BigInteger, nullable=False, server_default=text("0")),
+    Column("lifetime_earned", BigInteger, nullable=False, server_default=text("0")),
+    Column("lifetime_redeemed", BigInteger, nullable=False, server_default=text("0")),
+    Column("last_activity_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    CheckConstraint("debt >= 0", name="debt_not_negative"),
+)
+
+ledger_transactions = Table(
+    "ledger_transactions",
+    metadata,
+    Column("member_id", UUID(as_uuid=True), primary_key=True),
+    Column("transaction_id", UUID(as_uuid=True), primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("merchant_id", UUID(as_uuid=True)),  # where it happened; NULL for HQ / jobs
+    Column("store_id", UUID(as_uuid=True)),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("posted_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("points", BigInteger, nullable=False),  # net effect on the member's balance
+    Column("amount_minor", BigInteger),  # purchase / refund amount, when there is one
+    Column("currency", Text),
+    Column("original_transaction_id", UUID(as_uuid=True)),  # what a refund/reversal corrects
+    Column("hold_id", UUID(as_uuid=True)),
+    Column("counterparty_member_id", UUID(as_uuid=True)),  # transfers and merges
+    Column("external_reference", Text),  # the merchant's own transaction id
+    Column("reason", Text),
+    Column("actor_key_id", UUID(as_uuid=True)),
+    Column("details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    CheckConstraint(
+        "kind IN ('earn', 'behaviour', 'redeem', 'capture', 'refund', 'reversal', 'expiry',"
+        " 'adjustment', 'transfer_out', 'transfer_in', 'merge_out', 'merge_in')",
+        name="kind",
+    ),
+)
+Index(
+    "ix_ledger_transactions_member_posted",
+    ledger_transactions.c.member_id,
+    ledger_transactions.c.posted_at,
+)
+Index(
+    "ix_ledger_transactions_merchant_posted",
+    ledger_transactions.c.merchant_id,
+    ledger_transactions.c.posted_at,
+)
+Index("ix_ledger_transactions_posted", ledger_transactions.c.posted_at)
+Index("ix_ledger_transactions_transaction_id", ledger_transactions.c.transaction_id)
+Index(
+    "ix_ledger_transactions_original",
+    ledger_transactions.c.member_id,
+    ledger_transactions.c.original_transaction_id,
+    postgresql_where=ledger_transactions.c.original_transaction_id.is_not(None),
+)
+# A redemption is reversed at most once, whatever races the API lets through.
+Index(
+    "uq_ledger_transactions_one_reversal",
+    ledger_transactions.c.member_id,
+    ledger_transactions.c.original_transaction_id,
+    unique=True,
+    postgresql_where=ledger_transactions.c.kind == "reversal",
+)
+
+postings = Table(
+    "postings",
+    metadata,
+    Column("member_id", UUID(as_uuid=True), primary_key=True),
+    Column("transaction_id", UUID(as_uuid=True), primary_key=True),
+    Column("line", BigInteger, primary_key=True),
+    # member | issued | redeemed | breakage | adjustment | transfer_clearing
+    Column("account", Text, nullable=False),
+    Column("merchant_id", UUID(as_uuid=True)),  # the merchant the account belongs to; NULL: network
+    Column("amount", BigInteger, nullable=False),  # points; + credit to the account holder
+    Column("posted_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    CheckConstraint(
+        "account IN ('member', 'issued', 'redeemed', 'breakage', 'adjustment',"
+        " 'transfer_clearing')",
+        name="account",
+    ),
+    CheckConstraint("amount <> 0", name="amount_not_zero"),
+)
+Index(
+    "ix_postings_account_merchant_posted",
+    postings.c.account,
+    postings.c.merchant_id,
+    postings.c.posted_at,
+)
+
+lots = Table(
+    "lots",
+    metadata,
+    Column("member_id", UUID(as_uuid=True), primary_key=True),
+    Column("lot_id", UUID(as_uuid=True), primary_key=True),
+    Column("transaction_id", UUID(as_uuid=True), nullable=False),
+    # base | tier_bonus | behaviour | campaign | adjustment | transfer | merge
+    Column("source", Text, nullable=False),
+    Column("issuing_merchant_id", UUID(as_uuid=True)),  # where earned; NULL: the network
+    Column("funder_merchant_id", UUID(as_uuid=True)),  # who pays for it; NULL: HQ
+    Column("campaign_id", UUID(as_uuid=True)),
+    Column("earned_at", DateTime(timezone=True), nullable=False),
+    Column("available_at", DateTime(timezone=True), nullable=False),  # pending until then
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("original", BigInteger, nullable=False),
+    Column("remaining", BigInteger, nullable=False),
+    Column("reserved", BigInteger, nullable=False, server_default=text("0")),  # by active holds
+    # Points refunds clawed back from this lot, including any part that became debt.
+    Column("clawed_back", BigInteger, nullable=False, server_default=text("0")),
+    Column("origin_lot_id", UUID(as_uuid=True)),  # transfers/merges: the lot it came from
+    CheckConstraint("original > 0", name="original_positive"),
+    CheckConstraint("remaining >= 0 AND remaining <= original", name="remaining_in_range"),
+    CheckConstraint("reserved >= 0 AND reserved <= remaining", name="reserved_in_range"),
+    CheckConstraint("clawed_back >= 0 AND clawed_back <= original", name="clawed_back_in_range"),
+)
+Index(
+    "ix_lots_member_open",
+    lots.c.member_id,
+    lots.c.expires_at,
+    postgresql_where=lots.c.remaining > 0,
+)
+Index("ix_lots_expiring", lots.c.expires_at, postgresql_where=lots.c.remaining > 0)
+
+allocations = Table(
+    "allocations",
+    metadata,
+    Column("member_id", UUID(as_uuid=True), primary_key=True),
+    Column("transaction_id", UUID(as_uuid=True), primary_key=True),
+    Column("lot_id", UUID(as_uuid=True), primary_key=True),
+    # redemption | clawback | expiry | debt_repayment | transfer | merge | reversal
+    Column("kind", Text, primary_key=True),
+    # points taken from the lot (negative: given back, by a reversal)
+    Column("points", BigInteger, nullable=False),
+    Column("issuing_merchant_id", UUID(as_uuid=True)),  # copied from the lot: flow matrix
+    Column("redeeming_merchant_id", UUID(as_uuid=True)),
+    Column("posted_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    CheckConstraint("points <> 0", name="points_not_zero"),
+)
+Index("ix_allocations_member_lot", allocations.c.member_id, allocations.c.lot_id)
+
+holds = Table(
+    "holds",
+    metadata,
+    Column("member_id", UUID(as_uuid=True), primary_key=True),
+    Column("hold_id", UUID(as_uuid=True), primary_key=True),
+    Column("merchant_id", UUID(as_uuid=True), nullable=False),
+    Column("store_id", UUID(as_uuid=True)),
+    Column("points", BigInteger, nullable=False),
+    Column("status", Text, nullable=False, server_default="active"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("closed_at", DateTime(timezone=True)),
+    Column("captured_points", BigInteger),
+    Column("capture_transaction_id", UUID(as_uuid=True)),
+    Column("external_reference", Text),
+    CheckConstraint("points > 0", name="points_positive"),
+    CheckConstraint("status IN ('active', 'captured', 'voided', 'expired')", name="status"),
+)
+Index("ix_holds_active_expiry", holds.c.expires_at, postgresql_where=holds.c.status == "active")
+Index("ix_holds_hold_id", holds.c.hold_id, unique=True)
+
+hold_reservations = Table(
+    "hold_reservations",
+    metadata,
+    Column("member_id", UUID(as_uuid=True), primary_key=True),
+    Column("hold_id", UUID(as_uuid=True), primary_key=True),
+    Column("lot_id", UUID(as_uuid=True), primary_key=True),
+    Column("points", BigInteger, nullable=False),
+    CheckConstraint("points > 0", name="points_positive"),
+)
+
+idempotency_records = Table(
+    "idempotency_records",
+    metadata,
+    # The merchant (or, for HQ keys, the nil UUID) the key belongs to.
+    Column("scope_id", UUID(as_uuid=True), primary_key=True),
+    Column("idempotency_key", Text, primary_key=True),
+    Column("request_hash", LargeBinary, nullable=False),
+    Column("status_code", BigInteger),
+    Column("response_body", LargeBinary),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+)

@@ -19,7 +19,7 @@ from api.schemas.api_keys import (
     MerchantKeyCreate,
 )
 from api.wire import to_wire
-from shared import api_keys
+from shared import api_keys, merchants
 from shared.access import Principal, Role
 from shared.errors import NotFound
 
@@ -60,8 +60,8 @@ class ApiKeyController(Controller):
     async def list_merchant_keys(
         self, merchant_id: FromPath[uuid.UUID], transaction: Transaction, principal: Caller
     ) -> list[ApiKeyOut]:
-        if not principal.sees_merchant(merchant_id):
-            raise NotFound(f"Merchant {merchant_id} does not exist.")
+        # Also a 404 for HQ when the merchant does not exist (an empty list would hide a typo).
+        await merchants.get_merchant(transaction, principal, merchant_id)
         keys = await api_keys.list_keys(transaction, merchant_id=merchant_id)
         return [to_wire(key, ApiKeyOut) for key in keys]
 

@@ -28,6 +28,7 @@ _IDENTIFIER_ERRORS = {
     409: ["identifier-in-use", "member-not-active", "conflict"],
     422: ["invalid-identifier", "invalid-input"],
 }
+_WRITER_403 = {403: ["forbidden", "merchant-not-active"]}
 
 
 class MemberController(Controller):
@@ -45,7 +46,7 @@ class MemberController(Controller):
             409,
             413,
             422,
-            slugs={**_IDENTIFIER_ERRORS, 403: ["forbidden", "merchant-not-active"]},
+            slugs={**_IDENTIFIER_ERRORS, **_WRITER_403},
         ),
     )
     async def enrol(
@@ -77,6 +78,10 @@ class MemberController(Controller):
             consents=to_wire(data.consents, members.Consents) if data.consents else None,
             card_prefix=settings.card_prefix,
             default_region=settings.default_phone_region,
+            rules=settings.program,
+            referred_by=members.MemberRef(data.referred_by.kind, data.referred_by.value)
+            if data.referred_by
+            else None,
         )
         return to_wire(member, MemberOut)
 
@@ -110,7 +115,9 @@ class MemberController(Controller):
         "/{member_id:uuid}/identifiers",
         guards=[writer],
         summary="Attach an identifier (idempotent for the member's own identifiers)",
-        responses=problem_responses(400, 401, 403, 404, 409, 413, 422, slugs=_IDENTIFIER_ERRORS),
+        responses=problem_responses(
+            400, 401, 403, 404, 409, 413, 422, slugs={**_IDENTIFIER_ERRORS, **_WRITER_403}
+        ),
     )
     async def attach_identifier(
         self,
@@ -133,7 +140,7 @@ class MemberController(Controller):
         "/{member_id:uuid}/identifiers/{identifier_id:uuid}",
         guards=[writer],
         summary="Detach an identifier the caller attached (HQ: any)",
-        responses=problem_responses(401, 403, 404, 409),
+        responses=problem_responses(401, 403, 404, 409, slugs=_WRITER_403),
     )
     async def detach_identifier(
         self,

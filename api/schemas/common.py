@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
+from litestar.params import QueryParameter
 from msgspec import Meta
 
 _PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
@@ -42,8 +43,10 @@ PricePerPoint = Annotated[
 Currency = Annotated[
     str, Meta(pattern=r"^[A-Z]{3}$", examples=["USD"], description="ISO 4217 code.")
 ]
-Limit = Annotated[int, Meta(ge=1, le=500)]
-Offset = Annotated[int, Meta(ge=0, le=10_000_000)]
+# Query parameters: Litestar keeps only its own parameter marker's bounds and drops a msgspec
+# Meta beside FromQuery (an offset of -1 reached PostgreSQL and came back as a 500).
+Limit = Annotated[int, QueryParameter(ge=1, le=500)]
+Offset = Annotated[int, QueryParameter(ge=0, le=10_000_000)]
 
 
 class WireStruct(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):

@@ -49,6 +49,7 @@ class Enrolment(WireStruct):
     identifiers: Annotated[list[IdentifierIn], Meta(max_length=10)] = []
     profile: ProfileIn | None = None
     consents: ConsentsIn | None = None
+    referred_by: Lookup | None = None
 
 
 class Lookup(WireStruct):

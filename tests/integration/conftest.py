@@ -22,14 +22,29 @@ async def async_engine(database_url) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-@pytest.fixture
-async def client(async_engine, test_settings, clean_database) -> AsyncIterator[httpx.AsyncClient]:
+def client_for(app) -> httpx.AsyncClient:
     # httpx on the test's own event loop (Litestar's AsyncTestClient runs the app on a
     # separate loop, which the shared asyncpg pool cannot cross).
-    app = create_app(test_settings, engine=async_engine)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as test_client:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+
+@pytest.fixture
+async def client(async_engine, test_settings, clean_database) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(create_app(test_settings, engine=async_engine)) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def client_with_rules(async_engine, test_settings, clean_database):
+    """A client whose program rules differ from the defaults: `client_with_rules(**rules)`."""
+
+    def make(**rules) -> httpx.AsyncClient:
+        program = test_settings.program.model_copy(update=rules)
+        return client_for(
+            create_app(test_settings.model_copy(update={"program": program}), engine=async_engine)
+        )
+
+    return make
 
 
 @dataclass

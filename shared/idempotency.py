@@ -1,0 +1,99 @@
+"""Exactly-once writes: the idempotency key is claimed in the same transaction as the effect.
+
+1. `claim` inserts (scope, key, request hash) with ON CONFLICT DO NOTHING. A concurrent
+   request with the same key blocks on the primary key until the first one commits or
+   rolls back; then it either sees the stored response, or (after a rollback) wins the
+   claim itself. Exactly one effect, whatever the timing.
+2. The operation runs; `complete` stores the status code and the encoded response body.
+3. A replay with the same request returns the stored response byte for byte; the same
+   key with a different request is a 409 `idempotency-key-reused`.
+
+Failed requests (4xx problems) roll back with the claim, so a retry runs again: nothing
+was written the first time, and the member's balance may have changed since.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.access import Principal
+from shared.errors import IdempotencyKeyRequired, IdempotencyKeyReused, InvalidInput
+from shared.tables import idempotency_records
+
+HQ_SCOPE = uuid.UUID(int=0)
+MAX_KEY_LENGTH = 255
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    status_code: int
+    body: bytes
+
+
+def request_fingerprint(method: str, path: str, body: bytes) -> bytes:
+    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + body).digest()
+
+
+def scope_of(principal: Principal) -> uuid.UUID:
+    return principal.merchant_id or HQ_SCOPE
+
+
+def resolve_key(header_value: str | None, reference: str | None) -> str:
+    key = header_value if header_value else reference
+    if not key:
+        raise IdempotencyKeyRequired(
+            "Send an Idempotency-Key header (or a `reference`: your own transaction id)."
+        )
+    if len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise InvalidInput(f"An idempotency key is 1-{MAX_KEY_LENGTH} printable characters.")
+    return key
+
+
+async def claim(
+    connection: AsyncConnection, scope_id: uuid.UUID, key: str, fingerprint: bytes
+) -> StoredResponse | None:
+    """None: this request owns the key and must run; otherwise the response to replay."""
+    claimed = await connection.scalar(
+        pg_insert(idempotency_records)
+        .values(scope_id=scope_id, idempotency_key=key, request_hash=fingerprint)
+        .on_conflict_do_nothing()
+        .returning(idempotency_records.c.scope_id)
+    )
+    if claimed is not None:
+        return None
+    row = (
+        await connection.execute(
+            select(
+                idempotency_records.c.request_hash,
+                idempotency_records.c.status_code,
+                idempotency_records.c.response_body,
+            ).where(
+                idempotency_records.c.scope_id == scope_id,
+                idempotency_records.c.idempotency_key == key,
+            )
+        )
+    ).one()
+    if row.request_hash != fingerprint:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was used for a different request; use a new key."
+        )
+    return StoredResponse(int(row.status_code), row.response_body)
+
+
+async def complete(
+    connection: AsyncConnection, scope_id: uuid.UUID, key: str, status_code: int, body: bytes
+) -> None:
+    await connection.execute(
+        update(idempotency_records)
+        .where(
+            idempotency_records.c.scope_id == scope_id,
+            idempotency_records.c.idempotency_key == key,
+        )
+        .values(status_code=status_code, response_body=body)
+    )

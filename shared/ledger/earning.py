@@ -1,0 +1,203 @@
+"""Earning: a purchase becomes points, one lot per funder, with an explainable breakdown."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.access import Principal
+from shared.errors import CurrencyMismatch, InvalidInput, NotFound
+from shared.ledger import behaviour, journal, tiers
+from shared.ledger.journal import ISSUED, MEMBER, LockedMember, NewLot, Posting
+from shared.ledger.rules import EarnBreakdown, LineItem, earn_breakdown, lot_expiry, split_for_debt
+from shared.members import MemberRef, resolve
+from shared.merchants import transacting_terms
+from shared.program import CURRENCY_EXPONENTS, ProgramRules
+from shared.tables import lots, stores
+
+# How far back a till may date a purchase (offline tills catching up) and how far ahead
+# (clock skew).
+MAX_BACKDATE = timedelta(days=30)
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class LotSummary:
+    lot_id: uuid.UUID
+    source: str
+    points: int
+    funder_merchant_id: uuid.UUID | None
+    available_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EarnResult:
+    transaction_id: uuid.UUID
+    member_id: uuid.UUID
+    points: int
+    breakdown: EarnBreakdown
+    lots: list[LotSummary]
+    debt_repaid: int
+    tier: str
+    balance: int
+
+
+def check_occurred_at(occurred_at: datetime, now: datetime) -> None:
+    if occurred_at.tzinfo is None:
+        raise InvalidInput("occurredAt needs a time zone offset.")
+    if occurred_at > now + MAX_CLOCK_SKEW:
+        raise InvalidInput("occurredAt is in the future.")
+    if occurred_at < now - MAX_BACKDATE:
+        raise InvalidInput(f"occurredAt is more than {MAX_BACKDATE.days} days ago.")
+
+
+async def check_store(
+    connection: AsyncConnection, merchant_id: uuid.UUID, store_id: uuid.UUID | None
+) -> None:
+    if store_id is None:
+        return
+    owner = await connection.scalar(
+        select(stores.c.merchant_id).where(stores.c.store_id == store_id)
+    )
+    if owner != merchant_id:
+        raise NotFound(f"Store {store_id} does not exist.")
+
+
+async def extend_lots_on_activity(
+    connection: AsyncConnection, member: LockedMember, rules: ProgramRules
+) -> None:
+    """Policy "12 months after the member's last activity": activity pushes every open lot."""
+    if rules.expiry_policy != "last_activity":
+        return
+    await connection.execute(
+        update(lots)
+        .where(
+            lots.c.member_id == member.member_id,
+            lots.c.remaining > 0,
+            lots.c.expires_at > member.now,
+        )
+        .values(expires_at=func.greatest(lots.c.expires_at, lot_expiry(member.now, rules)))
+    )
+
+
+async def earn(
+    connection: AsyncConnection,
+    actor: Principal,
+    *,
+    merchant_id: uuid.UUID,
+    member_ref: MemberRef,
+    default_region: str,
+    amount_minor: int,
+    currency: str,
+    occurred_at: datetime,
+    store_id: uuid.UUID | None,
+    line_items: list[LineItem],
+    external_reference: str | None,
+    rules: ProgramRules,
+) -> EarnResult:
+    terms = await transacting_terms(connection, merchant_id)
+    if currency != terms.currency:
+        raise CurrencyMismatch(f"This merchant transacts in {terms.currency}, not {currency}.")
+    if amount_minor <= 0:
+        raise InvalidInput("A purchase amount is positive.")
+    if sum(item.amount_minor for item in line_items) > amount_minor:
+        raise InvalidInput("Line items add up to more than the purchase amount.")
+    await check_store(connection, merchant_id, store_id)
+    member_id = await resolve(connection, actor, member_ref, default_region)
+    member = await journal.lock_member(connection, member_id)
+    journal.require_active(member)
+    check_occurred_at(occurred_at, member.now)
+
+    breakdown = earn_breakdown(
+        amount_minor=amount_minor,
+        currency_exponent=CURRENCY_EXPONENTS.get(currency, 2),
+        earn_rate=terms.earn_rate,
+        tier=rules.tier(member.tier),
+        line_items=line_items,
+        excluded_categories=rules.excluded_categories,
+    )
+    available_at = max(member.now + timedelta(days=terms.pending_days), occurred_at)
+    expires_at = lot_expiry(occurred_at, rules)
+    new_lots = [
+        NewLot(
+            "base",
+            breakdown.base_points,
+            merchant_id,
+            merchant_id,
+            occurred_at,
+            available_at,
+            expires_at,
+        ),
+        NewLot(
+            "tier_bonus",
+            breakdown.tier_bonus_points,
+            merchant_id,
+            None,
+            occurred_at,
+            available_at,
+            expires_at,
+        ),
+    ]
+    new_lots = [lot for lot in new_lots if lot.points > 0]
+    repaid = split_for_debt([lot.points for lot in new_lots], member.debt)
+    await extend_lots_on_activity(connection, member, rules)
+    transaction_id = await journal.post(
+        connection,
+        member,
+        kind="earn",
+        entries=[
+            Posting(MEMBER, breakdown.total_points),
+            Posting(ISSUED, -breakdown.base_points, merchant_id),
+            Posting(ISSUED, -breakdown.tier_bonus_points, None),
+        ],
+        occurred_at=occurred_at,
+        debt_delta=-sum(repaid),
+        earned=breakdown.total_points,
+        merchant_id=merchant_id,
+        store_id=store_id,
+        amount_minor=amount_minor,
+        currency=currency,
+        external_reference=external_reference,
+        actor_key_id=actor.key_id,
+        details={
+            "breakdown": _json(asdict(breakdown)),
+            "lineItems": [asdict(item) for item in line_items],
+        },
+    )
+    await journal.insert_lots(connection, member, transaction_id, new_lots, repaid)
+    tier = await tiers.upgrade_if_qualified(connection, member, rules)
+    await behaviour.on_referee_earn(
+        connection, actor, member, breakdown.base_points, merchant_id, transaction_id, rules
+    )
+    return EarnResult(
+        transaction_id=transaction_id,
+        member_id=member.member_id,
+        points=breakdown.total_points,
+        breakdown=breakdown,
+        lots=[
+            LotSummary(
+                lot.lot_id,
+                lot.source,
+                lot.points,
+                lot.funder_merchant_id,
+                lot.available_at,
+                lot.expires_at,
+            )
+            for lot in new_lots
+        ],
+        debt_repaid=sum(repaid),
+        tier=tier,
+        balance=member.balance,
+    )
+
+
+def _json(values: dict) -> dict:
+    return {
+        key: str(value) if not isinstance(value, int | str) else value
+        for key, value in values.items()
+    }

@@ -1,0 +1,110 @@
+"""Expiry: lot remainders past expires_at become breakage, attributed to the issuing merchant.
+
+`coalition jobs expire` runs it: batches of members, one database transaction per batch,
+each member locked like any other write. Idempotent (an expired remainder is zero) and
+resumable (a crash loses at most the batch in flight, which the next run redoes).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from shared.ledger import journal
+from shared.ledger.journal import BREAKAGE, MEMBER, Posting
+from shared.ledger.redemption import release_expired_holds
+from shared.tables import lots
+
+
+@dataclass(slots=True)
+class ExpiryReport:
+    members: int = 0
+    lots: int = 0
+    points: int = 0
+
+
+async def expire_member(
+    connection: AsyncConnection, member_id: uuid.UUID, report: ExpiryReport
+) -> None:
+    member = await journal.lock_member(connection, member_id)
+    await release_expired_holds(connection, member)
+    expired = [
+        lot
+        for lot in await journal.open_lots(connection, member, spendable_only=False)
+        if lot.expires_at <= member.now and lot.free > 0
+    ]
+    if not expired:
+        return
+    by_issuer: dict[uuid.UUID | None, int] = defaultdict(int)
+    for lot in expired:
+        by_issuer[lot.issuing_merchant_id] += lot.free
+    total = sum(by_issuer.values())
+    transaction_id = await journal.post(
+        connection,
+        member,
+        kind="expiry",
+        entries=[Posting(MEMBER, -total)]
+        + [Posting(BREAKAGE, points, issuer) for issuer, points in by_issuer.items()],
+        activity=False,
+        details={"lots": len(expired)},
+    )
+    await journal.consume_lots(
+        connection, member, transaction_id, "expiry", [(lot, lot.free) for lot in expired]
+    )
+    report.members += 1
+    report.lots += len(expired)
+    report.points += total
+
+
+async def expire_due_lots(engine: AsyncEngine, batch_size: int = 500) -> ExpiryReport:
+    report = ExpiryReport()
+    while True:
+        async with engine.begin() as connection:
+            member_ids = (
+                await connection.scalars(
+                    select(lots.c.member_id)
+                    .where(lots.c.remaining > lots.c.reserved, lots.c.expires_at <= func.now())
+                    .group_by(lots.c.member_id)
+                    .limit(batch_size)
+                )
+            ).all()
+            for member_id in member_ids:
+                await expire_member(connection, member_id, report)
+        if len(member_ids) < batch_size:
+            return report
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiringSoon:
+    member_id: uuid.UUID
+    points: int
+    first_expiry_at: object
+
+
+async def expiring_within(
+    connection: AsyncConnection, days: int = 30, limit: int = 1000, offset: int = 0
+) -> list[ExpiringSoon]:
+    """Members with points expiring in the next `days` (win-back and reminder lists)."""
+    now = func.now()
+    rows = await connection.execute(
+        select(
+            lots.c.member_id,
+            func.sum(lots.c.remaining - lots.c.reserved).label("points"),
+            func.min(lots.c.expires_at).label("first_expiry_at"),
+        )
+        .where(
+            lots.c.remaining > lots.c.reserved,
+            lots.c.expires_at > now,
+            lots.c.expires_at <= now + timedelta(days=days),
+        )
+        .group_by(lots.c.member_id)
+        .order_by(func.min(lots.c.expires_at), lots.c.member_id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return [ExpiringSoon(row.member_id, int(row.points), row.first_expiry_at) for row in rows]

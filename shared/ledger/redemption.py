@@ -1,0 +1,455 @@
+"""Spending points: redemption as tender, points + cash, and holds (reserve, capture, void).
+
+A hold reserves points on specific lots (first-to-expire first) so that they can neither
+be spent elsewhere nor expire while the hold is active. An active hold past its TTL is
+treated as released by every read and every write of that member, and is finalised by
+`coalition jobs expire`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from shared.access import Principal
+from shared.errors import (
+    BelowMinimumRedemption,
+    CurrencyMismatch,
+    HoldNotActive,
+    InsufficientPoints,
+    InvalidInput,
+    NotFound,
+)
+from shared.ledger import journal
+from shared.ledger.earning import check_store
+from shared.ledger.journal import MEMBER, REDEEMED, LockedMember, OpenLot, Posting
+from shared.ledger.rules import NotEnoughPoints, points_and_cash, points_value_minor
+from shared.members import MemberRef, resolve
+from shared.merchants import transacting_terms
+from shared.program import ProgramRules
+from shared.tables import hold_reservations, holds, lots
+
+
+@dataclass(frozen=True, slots=True)
+class RedemptionResult:
+    transaction_id: uuid.UUID
+    member_id: uuid.UUID
+    points: int
+    value_minor: int  # what the points paid for
+    cash_minor: int  # what is left to pay in cash (points + cash)
+    currency: str
+    balance: int
+
+
+@dataclass(frozen=True, slots=True)
+class HoldView:
+    hold_id: uuid.UUID
+    member_id: uuid.UUID
+    merchant_id: uuid.UUID
+    points: int
+    status: str
+    created_at: datetime
+    expires_at: datetime
+    captured_points: int | None
+    capture_transaction_id: uuid.UUID | None
+
+
+async def release_expired_holds(connection: AsyncConnection, member: LockedMember) -> None:
+    expired = (
+        await connection.scalars(
+            select(holds.c.hold_id).where(
+                holds.c.member_id == member.member_id,
+                holds.c.status == "active",
+                holds.c.expires_at <= member.now,
+            )
+        )
+    ).all()
+    for hold_id in expired:
+        await _release(connection, member, hold_id)
+        await _close(connection, member, hold_id, "expired")
+
+
+async def _spendable(
+    connection: AsyncConnection, member: LockedMember, requested: int
+) -> list[OpenLot]:
+    """Lots the member can spend now; raises when debt blocks redemption."""
+    await release_expired_holds(connection, member)
+    if member.debt > 0:
+        raise InsufficientPoints(
+            "The member owes points from a refund; earnings repay it first.",
+            available=0,
+            requested=requested,
+            debt=member.debt,
+        )
+    return await journal.open_lots(connection, member, spendable_only=True)
+
+
+def _plan(candidates: list[OpenLot], points: int) -> list[tuple[OpenLot, int]]:
+    try:
+        return journal.plan_first_to_expire(candidates, points)
+    except NotEnoughPoints as shortage:
+        raise InsufficientPoints(
+            f"{points} points requested, {shortage.available} available.",
+            available=shortage.available,
+            requested=points,
+        ) from None
+
+
+async def redeem(
+    connection: AsyncConnection,
+    actor: Principal,
+    *,
+    merchant_id: uuid.UUID,
+    member_ref: MemberRef,
+    default_region: str,
+    points: int | None,
+    purchase_amount_minor: int | None,
+    currency: str,
+    store_id: uuid.UUID | None,
+    external_reference: str | None,
+    rules: ProgramRules,
+) -> RedemptionResult:
+    """Exactly one of `points` (points as tender) or `purchase_amount_minor` (points + cash)."""
+    if (points is None) == (purchase_amount_minor is None):
+        raise InvalidInput("Give either points (tender) or purchaseAmountMinor (points + cash).")
+    terms = await transacting_terms(connection, merchant_id)
+    if currency != rules.currency or currency != terms.currency:
+        raise CurrencyMismatch(f"Points are valued in {rules.currency} at this merchant.")
+    await check_store(connection, merchant_id, store_id)
+    member_id = await resolve(connection, actor, member_ref, default_region)
+    member = await journal.lock_member(connection, member_id)
+    journal.require_active(member)
+    candidates = await _spendable(connection, member, points or 0)
+    available = sum(lot.free for lot in candidates)
+    cash_minor = 0
+    if purchase_amount_minor is not None:
+        if purchase_amount_minor <= 0:
+            raise InvalidInput("A purchase amount is positive.")
+        split = points_and_cash(purchase_amount_minor, rules.point_value_minor, available)
+        points, cash_minor = split.points, split.cash_minor
+        if points == 0:
+            raise InsufficientPoints(
+                "The member has no available points.", available=available, requested=0
+            )
+    assert points is not None
+    if points < rules.min_redemption_points:
+        raise BelowMinimumRedemption(
+            f"The minimum redemption is {rules.min_redemption_points} points.",
+            minimum=rules.min_redemption_points,
+            available=available,
+        )
+    plan = _plan(candidates, points)
+    return await _post_redemption(
+        connection,
+        actor,
+        member,
+        merchant_id,
+        plan,
+        points,
+        kind="redeem",
+        store_id=store_id,
+        external_reference=external_reference,
+        rules=rules,
+        amount_minor=purchase_amount_minor,
+        cash_minor=cash_minor,
+        currency=currency,
+    )
+
+
+async def _post_redemption(
+    connection: AsyncConnection,
+    actor: Principal,
+    member: LockedMember,
+    merchant_id: uuid.UUID,
+    plan: list[tuple[OpenLot, int]],
+    points: int,
+    *,
+    kind: str,
+    rules: ProgramRules,
+    currency: str,
+    store_id: uuid.UUID | None = None,
+    external_reference: str | None = None,
+    amount_minor: int | None = None,
+    cash_minor: int = 0,
+    hold_id: uuid.UUID | None = None,
+) -> RedemptionResult:
+    value_minor = points_value_minor(points, rules.point_value_minor)
+    transaction_id = await journal.post(
+        connection,
+        member,
+        kind=kind,
+        entries=[Posting(MEMBER, -points), Posting(REDEEMED, points, merchant_id)],
+        redeemed=points,
+        merchant_id=merchant_id,
+        store_id=store_id,
+        amount_minor=amount_minor,
+        currency=currency,
+        external_reference=external_reference,
+        actor_key_id=actor.key_id,
+        hold_id=hold_id,
+        details={
+            "valueMinor": value_minor,
+            "cashMinor": cash_minor,
+            "pointValueMinor": str(rules.point_value_minor),
+        },
+    )
+    await journal.consume_lots(connection, member, transaction_id, "redemption", plan, merchant_id)
+    return RedemptionResult(
+        transaction_id, member.member_id, points, value_minor, cash_minor, currency, member.balance
+    )
+
+
+async def create_hold(
+    connection: AsyncConnection,
+    actor: Principal,
+    *,
+    merchant_id: uuid.UUID,
+    member_ref: MemberRef,
+    default_region: str,
+    points: int,
+    ttl_seconds: int | None,
+    store_id: uuid.UUID | None,
+    external_reference: str | None,
+    rules: ProgramRules,
+) -> HoldView:
+    await transacting_terms(connection, merchant_id)
+    await check_store(connection, merchant_id, store_id)
+    ttl = ttl_seconds or rules.hold_default_ttl_seconds
+    if not 1 <= ttl <= rules.hold_max_ttl_seconds:
+        raise InvalidInput(f"A hold lasts 1 to {rules.hold_max_ttl_seconds} seconds.")
+    if points < rules.min_redemption_points:
+        raise BelowMinimumRedemption(
+            f"The minimum redemption is {rules.min_redemption_points} points.",
+            minimum=rules.min_redemption_points,
+        )
+    member_id = await resolve(connection, actor, member_ref, default_region)
+    member = await journal.lock_member(connection, member_id)
+    journal.require_active(member)
+    plan = _plan(await _spendable(connection, member, points), points)
+    hold_id = uuid.uuid4()
+    await connection.execute(
+        update(lots)
+        .where(lots.c.member_id == bindparam("m_id"), lots.c.lot_id == bindparam("l_id"))
+        .values(reserved=lots.c.reserved + bindparam("take")),
+        [{"m_id": member.member_id, "l_id": lot.lot_id, "take": take} for lot, take in plan],
+    )
+    await connection.execute(
+        insert(holds).values(
+            member_id=member.member_id,
+            hold_id=hold_id,
+            merchant_id=merchant_id,
+            store_id=store_id,
+            points=points,
+            created_at=member.now,
+            expires_at=member.now + timedelta(seconds=ttl),
+            external_reference=external_reference,
+        )
+    )
+    await connection.execute(
+        insert(hold_reservations),
+        [
+            {
+                "member_id": member.member_id,
+                "hold_id": hold_id,
+                "lot_id": lot.lot_id,
+                "points": take,
+            }
+            for lot, take in plan
+        ],
+    )
+    return await _hold_view(connection, member.member_id, hold_id)
+
+
+async def _hold_view(
+    connection: AsyncConnection, member_id: uuid.UUID, hold_id: uuid.UUID
+) -> HoldView:
+    row = (
+        await connection.execute(
+            select(holds).where(holds.c.member_id == member_id, holds.c.hold_id == hold_id)
+        )
+    ).one()
+    return HoldView(
+        hold_id=row.hold_id,
+        member_id=row.member_id,
+        merchant_id=row.merchant_id,
+        points=row.points,
+        status=row.status,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        captured_points=row.captured_points,
+        capture_transaction_id=row.capture_transaction_id,
+    )
+
+
+async def _locked_hold(
+    connection: AsyncConnection, merchant_id: uuid.UUID, hold_id: uuid.UUID
+) -> tuple[LockedMember, object]:
+    member_id = await connection.scalar(
+        select(holds.c.member_id).where(
+            holds.c.hold_id == hold_id, holds.c.merchant_id == merchant_id
+        )
+    )
+    if member_id is None:
+        raise NotFound(f"Hold {hold_id} does not exist.")
+    member = await journal.lock_member(connection, member_id)
+    hold = (
+        await connection.execute(
+            select(holds).where(holds.c.member_id == member_id, holds.c.hold_id == hold_id)
+        )
+    ).one()
+    if hold.status == "active" and hold.expires_at <= member.now:
+        await _release(connection, member, hold_id)
+        await _close(connection, member, hold_id, "expired")
+        raise HoldNotActive("The hold expired before it was captured.", holdStatus="expired")
+    if hold.status != "active":
+        raise HoldNotActive(f"The hold is {hold.status}.", holdStatus=hold.status)
+    return member, hold
+
+
+async def _release(
+    connection: AsyncConnection, member: LockedMember, hold_id: uuid.UUID
+) -> list[tuple[uuid.UUID, int]]:
+    reservations = (
+        await connection.execute(
+            select(hold_reservations.c.lot_id, hold_reservations.c.points).where(
+                hold_reservations.c.member_id == member.member_id,
+                hold_reservations.c.hold_id == hold_id,
+            )
+        )
+    ).all()
+    if reservations:
+        await connection.execute(
+            update(lots)
+            .where(lots.c.member_id == bindparam("m_id"), lots.c.lot_id == bindparam("l_id"))
+            .values(reserved=lots.c.reserved - bindparam("take")),
+            [
+                {"m_id": member.member_id, "l_id": lot_id, "take": points}
+                for lot_id, points in reservations
+            ],
+        )
+    return [(lot_id, points) for lot_id, points in reservations]
+
+
+async def _close(
+    connection: AsyncConnection,
+    member: LockedMember,
+    hold_id: uuid.UUID,
+    status: str,
+    **values: object,
+) -> None:
+    await connection.execute(
+        update(holds)
+        .where(holds.c.member_id == member.member_id, holds.c.hold_id == hold_id)
+        .values(status=status, closed_at=member.now, **values)
+    )
+
+
+async def capture_hold(
+    connection: AsyncConnection,
+    actor: Principal,
+    *,
+    merchant_id: uuid.UUID,
+    hold_id: uuid.UUID,
+    points: int | None,
+    rules: ProgramRules,
+) -> RedemptionResult:
+    """Capture all or part of a hold, once; an uncaptured remainder is released."""
+    member, hold = await _locked_hold(connection, merchant_id, hold_id)
+    captured = hold.points if points is None else points
+    if not 1 <= captured <= hold.points:
+        raise InvalidInput(f"Capture between 1 and {hold.points} points.")
+    reservations = await _release(connection, member, hold_id)
+    reserved_lots = {
+        lot.lot_id: lot for lot in await journal.open_lots(connection, member, spendable_only=False)
+    }
+    candidates = [
+        OpenLot(**{**_fields(reserved_lots[lot_id]), "remaining": points_held, "reserved": 0})
+        for lot_id, points_held in reservations
+    ]
+    plan = journal.plan_first_to_expire(candidates, captured)
+    plan = [(reserved_lots[lot.lot_id], take) for lot, take in plan]
+    result = await _post_redemption(
+        connection,
+        actor,
+        member,
+        merchant_id,
+        plan,
+        captured,
+        kind="capture",
+        rules=rules,
+        currency=rules.currency,
+        store_id=hold.store_id,
+        external_reference=hold.external_reference,
+        hold_id=hold_id,
+    )
+    await _close(
+        connection,
+        member,
+        hold_id,
+        "captured",
+        captured_points=captured,
+        capture_transaction_id=result.transaction_id,
+    )
+    return result
+
+
+def _fields(lot: OpenLot) -> dict:
+    return {name: getattr(lot, name) for name in OpenLot.__slots__}
+
+
+async def void_hold(
+    connection: AsyncConnection, actor: Principal, *, merchant_id: uuid.UUID, hold_id: uuid.UUID
+) -> HoldView:
+    member, _ = await _locked_hold(connection, merchant_id, hold_id)
+    await _release(connection, member, hold_id)
+    await _close(connection, member, hold_id, "voided")
+    return await _hold_view(connection, member.member_id, hold_id)
+
+
+async def get_hold(
+    connection: AsyncConnection, merchant_id: uuid.UUID | None, hold_id: uuid.UUID
+) -> HoldView:
+    query = select(holds.c.member_id).where(holds.c.hold_id == hold_id)
+    if merchant_id is not None:
+        query = query.where(holds.c.merchant_id == merchant_id)
+    member_id = await connection.scalar(query)
+    if member_id is None:
+        raise NotFound(f"Hold {hold_id} does not exist.")
+    view = await _hold_view(connection, member_id, hold_id)
+    if view.status == "active" and view.expires_at <= await connection.scalar(select(func.now())):
+        return HoldView(
+            **{**{name: getattr(view, name) for name in HoldView.__slots__}, "status": "expired"}
+        )
+    return view
+
+
+async def finalise_expired_holds(engine: AsyncEngine, batch_size: int = 500) -> int:
+    """The job side of hold expiry; idempotent (a released hold is no longer active)."""
+    finalised = 0
+    while True:
+        async with engine.begin() as connection:
+            member_ids = (
+                await connection.scalars(
+                    select(holds.c.member_id)
+                    .where(holds.c.status == "active", holds.c.expires_at <= func.now())
+                    .distinct()
+                    .limit(batch_size)
+                )
+            ).all()
+            for member_id in member_ids:
+                member = await journal.lock_member(connection, member_id)
+                before = await connection.scalar(
+                    select(func.count()).where(
+                        holds.c.member_id == member_id,
+                        holds.c.status == "active",
+                        holds.c.expires_at <= member.now,
+                    )
+                )
+                await release_expired_holds(connection, member)
+                finalised += before
+        if len(member_ids) < batch_size:
+            return finalised

@@ -1,0 +1,113 @@
+"""The till's points API end to end, with exact expected numbers."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+@pytest.fixture
+async def client(client_with_rules):
+    """No behaviour bonuses, and a 10-point minimum: every balance below is exact."""
+    async with client_with_rules(
+        enrolment_bonus_points=0, profile_completion_bonus_points=0, min_redemption_points=10
+    ) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+async def shop(make_merchant):
+    return await make_merchant(earnRate="1", name="Shop A")
+
+
+@pytest.fixture
+async def member(client, shop):
+    response = await client.post("/v1/members", json={}, headers=shop.headers)
+    assert response.status_code == 201
+    return response.json()["memberId"]
+
+
+async def earn(client, merchant, member_id, amount_minor, key=None, occurred_at=None, **extra):
+    body = {
+        "member": {"kind": "member_id", "value": member_id},
+        "amountMinor": amount_minor,
+        "currency": "USD",
+        "occurredAt": occurred_at or now_iso(),
+        **extra,
+    }
+    return await client.post(
+        "/v1/earn",
+        json=body,
+        headers={**merchant.headers, "Idempotency-Key": key or str(uuid.uuid4())},
+    )
+
+
+async def redeem(client, merchant, member_id, points, key=None):
+    body = {
+        "member": {"kind": "member_id", "value": member_id},
+        "points": points,
+        "currency": "USD",
+    }
+    return await client.post(
+        "/v1/redemptions",
+        json=body,
+        headers={**merchant.headers, "Idempotency-Key": key or str(uuid.uuid4())},
+    )
+
+
+async def test_earn_posts_base_points_with_breakdown_and_lot(client, shop, member):
+    response = await earn(client, shop, member, 12_345)  # $123.45 at 1 point per dollar
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["points"] == 123
+    assert body["breakdown"]["basePoints"] == 123
+    assert body["breakdown"]["tierBonusPoints"] == 0
+    assert [lot["points"] for lot in body["lots"]] == [123]
+    balance = (await client.get(f"/v1/members/{member}/balance", headers=shop.headers)).json()
+    assert (balance["total"], balance["available"], balance["pending"], balance["debt"]) == (
+        123,
+        123,
+        0,
+        0,
+    )
+
+
+async def test_redeem_then_insufficient(client, shop, member):
+    await earn(client, shop, member, 50_000)
+    first = await redeem(client, shop, member, 300)
+    assert first.status_code == 201, first.text
+    assert first.json()["balance"] == 200
+    second = await redeem(client, shop, member, 300)
+    assert second.status_code == 409
+    assert second.json()["type"] == "/problems/insufficient-points"
+    assert second.json()["available"] == 200
+
+
+async def test_replay_returns_the_original_response_and_reuse_is_refused(client, shop, member):
+    at = now_iso()
+    first = await earn(client, shop, member, 1_000, key="till-7-0001", occurred_at=at)
+    replay = await earn(client, shop, member, 1_000, key="till-7-0001", occurred_at=at)
+    assert replay.status_code == 201
+    assert replay.json() == first.json()
+    assert replay.headers["idempotent-replayed"] == "true"
+    reused = await earn(client, shop, member, 2_000, key="till-7-0001", occurred_at=at)
+    assert reused.status_code == 409
+    assert reused.json()["type"] == "/problems/idempotency-key-reused"
+
+
+async def test_fifty_concurrent_redeems_of_ten_against_one_hundred(client, shop, member):
+    await earn(client, shop, member, 10_000)  # 100 points
+    results = await asyncio.gather(*(redeem(client, shop, member, 10) for _ in range(50)))
+    statuses = sorted(response.status_code for response in results)
+    assert statuses.count(201) == 10
+    assert statuses.count(409) == 40
+    assert {r.json()["type"] for r in results if r.status_code == 409} == {
+        "/problems/insufficient-points"
+    }
