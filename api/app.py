@@ -18,7 +18,7 @@ from api.auth import ApiKeyAuthentication
 from api.controllers.api_keys import ApiKeyController
 from api.controllers.health import HealthController
 from api.controllers.ledger import LedgerController
-from api.controllers.member_points import ExpiringPointsController, MemberPointsController
+from api.controllers.member_points import HqPointsController, MemberPointsController
 from api.controllers.members import MemberController
 from api.controllers.merchants import MerchantController
 from api.controllers.problems import ProblemController
@@ -50,7 +50,8 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
             async_url(database_url(settings)),
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_pool_size,
-            pool_pre_ping=True,
+            # No pre-ping (a round trip per request); broken connections are recycled instead.
+            pool_recycle=1800,
         )
         try:
             yield
@@ -66,7 +67,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
             MemberController,
             LedgerController,
             MemberPointsController,
-            ExpiringPointsController,
+            HqPointsController,
         ],
         lifespan=[database],
         state=State({"settings": settings, "engine": engine}),

@@ -27,12 +27,16 @@ def presented_key(connection: ASGIConnection) -> str | None:
 
 class ApiKeyAuthentication(AbstractAuthenticationMiddleware):
     async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
-        engine: AsyncEngine = connection.app.state.engine
-        settings: Settings = connection.app.state.settings
-        async with engine.begin() as database:
-            principal = await api_keys.authenticate(
-                database, presented_key(connection), settings.api_key_last_used_resolution_seconds
-            )
+        presented = presented_key(connection)
+        principal = api_keys.principal_cache.get(presented)
+        if principal is None:
+            engine: AsyncEngine = connection.app.state.engine
+            settings: Settings = connection.app.state.settings
+            async with engine.begin() as database:
+                principal = await api_keys.authenticate(
+                    database, presented, settings.api_key_last_used_resolution_seconds
+                )
+            api_keys.principal_cache.put(presented, principal, settings.api_key_cache_seconds)
         return AuthenticationResult(user=principal, auth=principal.key_id)
 
 

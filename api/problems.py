@@ -112,10 +112,6 @@ def http_error_handler(request: Request, error: HTTPException) -> Response:
 
 
 def unexpected_error_handler(request: Request, error: Exception) -> Response:
-    if isinstance(error, UnicodeDecodeError):
-        # Bodies that are not UTF-8 surface as decode errors from the JSON parser.
-        slug, title = HTTP_SLUGS[400]
-        return _response(request, 400, slug, title, "The request body is not valid UTF-8 JSON.")
     logger.exception("Unhandled error on %s %s", request.method, request.url.path)
     slug, title = HTTP_SLUGS[500]
     return _response(request, HTTP_500_INTERNAL_SERVER_ERROR, slug, title, None)

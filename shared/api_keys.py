@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -136,6 +137,37 @@ async def issue_key(
     return IssuedKey(key=_key(row), secret=secret)
 
 
+class PrincipalCache:
+    """Recently authenticated keys, per process: a POS firing requests back to back skips the
+    key lookup. Revoking or rotating a key forgets it here at once; other API processes
+    notice within `ttl_seconds` (COALITION_API_KEY_CACHE_SECONDS, 0 disables the cache)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[bytes, tuple[Principal, float]] = {}
+
+    def get(self, presented: str | None) -> Principal | None:
+        if not presented:
+            return None
+        entry = self._entries.get(hash_secret(presented))
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]
+
+    def put(self, presented: str, principal: Principal, ttl_seconds: float) -> None:
+        if ttl_seconds > 0:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[hash_secret(presented)] = (principal, time.monotonic() + ttl_seconds)
+
+    def forget(self, key_id: uuid.UUID) -> None:
+        for digest, (principal, _) in list(self._entries.items()):
+            if principal.key_id == key_id:
+                self._entries.pop(digest, None)
+
+
+principal_cache = PrincipalCache()
+
+
 async def authenticate(
     connection: AsyncConnection, presented: str | None, last_used_resolution_seconds: int = 60
 ) -> Principal:
@@ -214,6 +246,7 @@ async def revoke_key(connection: AsyncConnection, actor: Principal, key_id: uuid
         )
     ).one()
     await audit.record(connection, actor, "api_key.revoked", "api_key", key_id)
+    principal_cache.forget(key_id)
     return _key(row)
 
 
@@ -239,6 +272,8 @@ async def rotate_key(
             expires_at=func.least(func.coalesce(api_keys.c.expires_at, ends), ends),
         )
     )
+    if grace_seconds == 0:
+        principal_cache.forget(key_id)
     await audit.record(
         connection,
         actor,

@@ -18,13 +18,11 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.access import Principal
+from shared.database.driver import driver
 from shared.errors import IdempotencyKeyRequired, IdempotencyKeyReused, InvalidInput
-from shared.tables import idempotency_records
 
 HQ_SCOPE = uuid.UUID(int=0)
 MAX_KEY_LENGTH = 255
@@ -55,45 +53,36 @@ def resolve_key(header_value: str | None, reference: str | None) -> str:
     return key
 
 
+_CLAIM_SQL = """
+INSERT INTO idempotency_records (scope_id, idempotency_key, request_hash) VALUES ($1, $2, $3)
+ON CONFLICT DO NOTHING RETURNING scope_id
+"""
+_STORED_SQL = """
+SELECT request_hash, status_code, response_body FROM idempotency_records
+WHERE scope_id = $1 AND idempotency_key = $2
+"""
+_COMPLETE_SQL = """
+UPDATE idempotency_records SET status_code = $3, response_body = $4
+WHERE scope_id = $1 AND idempotency_key = $2
+"""
+
+
 async def claim(
     connection: AsyncConnection, scope_id: uuid.UUID, key: str, fingerprint: bytes
 ) -> StoredResponse | None:
     """None: this request owns the key and must run; otherwise the response to replay."""
-    claimed = await connection.scalar(
-        pg_insert(idempotency_records)
-        .values(scope_id=scope_id, idempotency_key=key, request_hash=fingerprint)
-        .on_conflict_do_nothing()
-        .returning(idempotency_records.c.scope_id)
-    )
-    if claimed is not None:
+    database = await driver(connection)
+    if await database.fetchval(_CLAIM_SQL, scope_id, key, fingerprint) is not None:
         return None
-    row = (
-        await connection.execute(
-            select(
-                idempotency_records.c.request_hash,
-                idempotency_records.c.status_code,
-                idempotency_records.c.response_body,
-            ).where(
-                idempotency_records.c.scope_id == scope_id,
-                idempotency_records.c.idempotency_key == key,
-            )
-        )
-    ).one()
-    if row.request_hash != fingerprint:
+    row = await database.fetchrow(_STORED_SQL, scope_id, key)
+    if row["request_hash"] != fingerprint:
         raise IdempotencyKeyReused(
             "This Idempotency-Key was used for a different request; use a new key."
         )
-    return StoredResponse(int(row.status_code), row.response_body)
+    return StoredResponse(int(row["status_code"]), row["response_body"])
 
 
 async def complete(
     connection: AsyncConnection, scope_id: uuid.UUID, key: str, status_code: int, body: bytes
 ) -> None:
-    await connection.execute(
-        update(idempotency_records)
-        .where(
-            idempotency_records.c.scope_id == scope_id,
-            idempotency_records.c.idempotency_key == key,
-        )
-        .values(status_code=status_code, response_body=body)
-    )
+    await (await driver(connection)).execute(_COMPLETE_SQL, scope_id, key, status_code, body)

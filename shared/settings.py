@@ -63,6 +63,12 @@ class Settings(BaseSettings):
         alias="COALITION_API_KEY_LAST_USED_RESOLUTION_SECONDS",
         description="last_used_at is written at most this often per key (no hot row per request).",
     )
+    api_key_cache_seconds: float = Field(
+        default=5.0,
+        alias="COALITION_API_KEY_CACHE_SECONDS",
+        description="How long an API process trusts a key it checked; revocation elsewhere "
+        "takes effect within this time. 0 disables the cache.",
+    )
     program: ProgramRules = Field(default_factory=ProgramRules, alias="COALITION_PROGRAM")
 
 

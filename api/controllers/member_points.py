@@ -23,9 +23,11 @@ from api.schemas.ledger import (
     HistoryPage,
     LotOut,
     TierProgressOut,
+    TransferIn,
+    TransferOut,
 )
 from api.wire import to_wire
-from shared.ledger import corrections, expiry, reads, tiers
+from shared.ledger import corrections, expiry, reads, tiers, transfers
 
 Kind = Literal[
     "earn",
@@ -153,8 +155,49 @@ class MemberPointsController(Controller):
         return await run_once(request, transaction, principal, data, operation)
 
 
-class ExpiringPointsController(Controller):
+class HqPointsController(Controller):
     tags = ["Points"]
+
+    @post(
+        "/v1/hq/transfers",
+        guards=[hq_admin],
+        summary="HQ: move points between two members (when the program enables transfers)",
+        responses=problem_responses(
+            400,
+            401,
+            403,
+            404,
+            409,
+            413,
+            422,
+            slugs={
+                400: ["invalid-request", "idempotency-key-required"],
+                403: ["forbidden", "feature-disabled"],
+                409: ["idempotency-key-reused", "insufficient-points", "member-not-active"],
+            },
+        ),
+    )
+    async def transfer(
+        self,
+        request: Request,
+        data: JSONBody[TransferIn],
+        transaction: Transaction,
+        principal: Caller,
+        settings: Config,
+    ) -> Response[TransferOut]:
+        async def operation() -> TransferOut:
+            result = await transfers.transfer(
+                transaction,
+                principal,
+                from_member_id=data.from_member_id,
+                to_member_id=data.to_member_id,
+                points=data.points,
+                reason=data.reason,
+                rules=settings.program,
+            )
+            return to_wire(result, TransferOut)
+
+        return await run_once(request, transaction, principal, data, operation)
 
     @get(
         "/v1/hq/expiring-points",

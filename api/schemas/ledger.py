@@ -224,3 +224,18 @@ class ExpiringOut(WireStruct):
     member_id: uuid.UUID
     points: int
     first_expiry_at: datetime
+
+
+class TransferIn(WireStruct):
+    from_member_id: uuid.UUID
+    to_member_id: uuid.UUID
+    points: Points
+    reason: Reason
+
+
+class TransferOut(WireStruct):
+    outgoing_transaction_id: uuid.UUID
+    incoming_transaction_id: uuid.UUID
+    points: int
+    sender_balance: int
+    receiver_balance: int

@@ -39,18 +39,6 @@ async def award(
 ) -> uuid.UUID | None:
     if points <= 0 or member.status != "active":
         return None
-    transaction_id = await journal.post(
-        connection,
-        member,
-        kind="behaviour",
-        entries=[Posting(MEMBER, points), Posting(ISSUED, -points, None)],
-        earned=points,
-        activity=False,
-        merchant_id=issuing_merchant_id,
-        reason=reason,
-        actor_key_id=actor.key_id,
-        details={"reason": reason, **(details or {})},
-    )
     lot = NewLot(
         "behaviour",
         points,
@@ -60,7 +48,19 @@ async def award(
         member.now,
         lot_expiry(member.now, rules),
     )
-    await journal.insert_lots(connection, member, transaction_id, [lot])
+    transaction_id = await journal.post(
+        connection,
+        member,
+        kind="behaviour",
+        entries=[Posting(MEMBER, points), Posting(ISSUED, -points, None)],
+        earned=points,
+        activity=False,
+        new_lots=[lot],
+        merchant_id=issuing_merchant_id,
+        reason=reason,
+        actor_key_id=actor.key_id,
+        details={"reason": reason, **(details or {})},
+    )
     await journal.absorb_debt(connection, member, transaction_id)
     return transaction_id
 

@@ -323,6 +323,21 @@ async def adjust(
                 available=shortage.available,
                 requested=-points,
             ) from None
+    credit = (
+        [
+            NewLot(
+                "adjustment",
+                points,
+                None,
+                None,
+                member.now,
+                member.now,
+                lot_expiry(member.now, rules),
+            )
+        ]
+        if points > 0
+        else []
+    )
     await journal.post(
         connection,
         member,
@@ -333,12 +348,9 @@ async def adjust(
         reason=reason,
         actor_key_id=actor.key_id,
         earned=max(points, 0),
+        new_lots=credit,
     )
     if points > 0:
-        lot = NewLot(
-            "adjustment", points, None, None, member.now, member.now, lot_expiry(member.now, rules)
-        )
-        await journal.insert_lots(connection, member, transaction_id, [lot])
         await journal.absorb_debt(connection, member, transaction_id)
     else:
         await journal.consume_lots(connection, member, transaction_id, "adjustment", plan)

@@ -10,12 +10,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.access import Principal
-from shared.errors import CurrencyMismatch, InvalidInput, NotFound
+from shared.database.driver import driver
+from shared.errors import CurrencyMismatch, InvalidInput, MerchantNotActive, NotFound
+from shared.identifiers import IdentifierKind, normalise
 from shared.ledger import behaviour, journal, tiers
 from shared.ledger.journal import ISSUED, MEMBER, LockedMember, NewLot, Posting
 from shared.ledger.rules import EarnBreakdown, LineItem, earn_breakdown, lot_expiry, split_for_debt
 from shared.members import MemberRef, resolve
-from shared.merchants import transacting_terms
+from shared.merchants import Terms
 from shared.program import CURRENCY_EXPONENTS, ProgramRules
 from shared.tables import lots, stores
 
@@ -85,6 +87,59 @@ async def extend_lots_on_activity(
     )
 
 
+# Merchant terms, the member (found by id or by identifier) locked for this transaction, and
+# its qualifying points: everything the earn rules need, in one round trip.
+_CONTEXT_SQL = """
+SELECT m.member_id, m.status, m.tier, m.tier_valid_until, m.enrolled_at, m.referred_by_member_id,
+       m.merged_into_member_id, b.balance, b.debt, now() AS now,
+       (SELECT coalesce(sum(l.original - l.clawed_back), 0) FROM lots l
+         WHERE l.member_id = m.member_id AND l.source = 'base'
+           AND l.earned_at > now() - interval '12 months') AS qualifying,
+       mer.status AS merchant_status, mer.currency, mer.earn_rate, mer.pending_days
+FROM members m
+JOIN member_balances b ON b.member_id = m.member_id
+LEFT JOIN merchants mer ON mer.merchant_id = $2
+WHERE m.member_id = {member}
+FOR UPDATE OF b
+"""
+_BY_ID = _CONTEXT_SQL.format(member="$1")
+_BY_NETWORK_IDENTIFIER = _CONTEXT_SQL.format(
+    member=(
+        "(SELECT member_id FROM member_identifiers WHERE kind = $3 AND scope_merchant_id IS NULL"
+        " AND value = $1)"
+    )
+)
+_BY_MERCHANT_REF = _CONTEXT_SQL.format(
+    member=(
+        "(SELECT member_id FROM member_identifiers WHERE kind = $3 AND scope_merchant_id = $2"
+        " AND value = $1)"
+    )
+)
+
+
+async def _lock_context(
+    connection: AsyncConnection,
+    actor: Principal,
+    merchant_id: uuid.UUID,
+    member_ref: MemberRef,
+    default_region: str,
+) -> dict:
+    database = await driver(connection)
+    if member_ref.kind == "member_id":
+        member_id = await resolve(connection, actor, member_ref, default_region)
+        row = await database.fetchrow(_BY_ID, member_id, merchant_id)
+    else:
+        kind = IdentifierKind(member_ref.kind)
+        value = normalise(kind, member_ref.value, default_region)
+        statement = (
+            _BY_MERCHANT_REF if kind is IdentifierKind.MERCHANT_REF else _BY_NETWORK_IDENTIFIER
+        )
+        row = await database.fetchrow(statement, value, merchant_id, kind.value)
+    if row is None:
+        raise NotFound("No such member.")
+    return dict(row)
+
+
 async def earn(
     connection: AsyncConnection,
     actor: Principal,
@@ -100,16 +155,20 @@ async def earn(
     external_reference: str | None,
     rules: ProgramRules,
 ) -> EarnResult:
-    terms = await transacting_terms(connection, merchant_id)
-    if currency != terms.currency:
-        raise CurrencyMismatch(f"This merchant transacts in {terms.currency}, not {currency}.")
     if amount_minor <= 0:
         raise InvalidInput("A purchase amount is positive.")
     if sum(item.amount_minor for item in line_items) > amount_minor:
         raise InvalidInput("Line items add up to more than the purchase amount.")
+    context = await _lock_context(connection, actor, merchant_id, member_ref, default_region)
+    if context["merchant_status"] is None:
+        raise NotFound(f"Merchant {merchant_id} does not exist.")
+    if context["merchant_status"] != "active":
+        raise MerchantNotActive("The merchant is suspended and cannot post transactions.")
+    terms = Terms(merchant_id, context["currency"], context["earn_rate"], context["pending_days"])
+    if currency != terms.currency:
+        raise CurrencyMismatch(f"This merchant transacts in {terms.currency}, not {currency}.")
     await check_store(connection, merchant_id, store_id)
-    member_id = await resolve(connection, actor, member_ref, default_region)
-    member = await journal.lock_member(connection, member_id)
+    member = LockedMember(**{field: context[field] for field in LockedMember.__slots__})
     journal.require_active(member)
     check_occurred_at(occurred_at, member.now)
 
@@ -158,6 +217,8 @@ async def earn(
         occurred_at=occurred_at,
         debt_delta=-sum(repaid),
         earned=breakdown.total_points,
+        new_lots=new_lots,
+        repaid=repaid,
         merchant_id=merchant_id,
         store_id=store_id,
         amount_minor=amount_minor,
@@ -169,8 +230,9 @@ async def earn(
             "lineItems": [asdict(item) for item in line_items],
         },
     )
-    await journal.insert_lots(connection, member, transaction_id, new_lots, repaid)
-    tier = await tiers.upgrade_if_qualified(connection, member, rules)
+    tier = await tiers.upgrade_if_qualified(
+        connection, member, rules, qualifying=context["qualifying"] + breakdown.base_points
+    )
     await behaviour.on_referee_earn(
         connection, actor, member, breakdown.base_points, merchant_id, transaction_id, rules
     )

@@ -7,6 +7,7 @@ for different members never wait for each other.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,9 +17,10 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from shared.database.driver import driver
 from shared.errors import MemberNotActive, NotFound
 from shared.ledger.rules import SpendableLot, first_to_expire
-from shared.tables import allocations, ledger_transactions, lots, member_balances, members, postings
+from shared.tables import allocations, lots, member_balances, members
 
 MEMBER = "member"
 ISSUED = "issued"  # points a funder issued (merchant pays HQ per point; NULL merchant: HQ)
@@ -117,6 +119,45 @@ def require_active(member: LockedMember) -> None:
     raise MemberNotActive(f"The member is {member.status}.", **extensions)
 
 
+_POST_SQL = """
+WITH tx AS (
+    INSERT INTO ledger_transactions (member_id, transaction_id, kind, merchant_id, store_id,
+        occurred_at, posted_at, points, amount_minor, currency, original_transaction_id, hold_id,
+        counterparty_member_id, external_reference, reason, actor_key_id, details)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17::jsonb)
+), entries AS (
+    INSERT INTO postings (member_id, transaction_id, line, account, merchant_id, amount, posted_at)
+    SELECT $1, $2, e.line, e.account, e.merchant_id, e.amount, $7
+    FROM unnest($18::bigint[], $19::text[], $20::uuid[], $21::bigint[])
+        AS e(line, account, merchant_id, amount)
+), new_lots AS (
+    INSERT INTO lots (member_id, lot_id, transaction_id, source, issuing_merchant_id,
+        funder_merchant_id, campaign_id, earned_at, available_at, expires_at, original, remaining,
+        origin_lot_id)
+    SELECT $1, l.lot_id, $2, l.source, l.issuing, l.funder, l.campaign, l.earned_at,
+        l.available_at, l.expires_at, l.original, l.remaining, l.origin
+    FROM unnest($22::uuid[], $23::text[], $24::uuid[], $25::uuid[], $26::uuid[],
+        $27::timestamptz[], $28::timestamptz[], $29::timestamptz[], $30::bigint[], $31::bigint[],
+        $32::uuid[])
+        AS l(lot_id, source, issuing, funder, campaign, earned_at, available_at, expires_at,
+             original, remaining, origin)
+)
+UPDATE member_balances SET
+    balance = balance + $8,
+    debt = debt + $33,
+    lifetime_earned = lifetime_earned + $34,
+    lifetime_redeemed = lifetime_redeemed + $35,
+    last_activity_at = CASE WHEN $36 THEN $7 ELSE last_activity_at END,
+    updated_at = $7
+WHERE member_id = $1
+"""
+
+_TRANSACTION_COLUMNS = (
+    "merchant_id", "store_id", "amount_minor", "currency", "original_transaction_id", "hold_id",
+    "counterparty_member_id", "external_reference", "reason", "actor_key_id", "details",
+)  # fmt: skip
+
+
 async def post(
     connection: AsyncConnection,
     member: LockedMember,
@@ -129,101 +170,77 @@ async def post(
     earned: int = 0,
     redeemed: int = 0,
     activity: bool = True,
+    new_lots: Sequence[NewLot] = (),
+    repaid: Sequence[int] | None = None,
     **columns: Any,
 ) -> uuid.UUID:
-    """Append one balanced transaction and move the member's stored balance with it."""
+    """Append one balanced transaction, its postings and any new lots, and move the member's
+    stored balance with it: one statement, one round trip.
+
+    `repaid[i]` points of new lot i go straight to the member's debt (debt_delta must
+    include them); they are recorded as debt_repayment allocations.
+    """
     if sum(entry.amount for entry in entries) != 0:
         raise AssertionError(f"unbalanced {kind} transaction: {entries}")
+    unknown = set(columns) - set(_TRANSACTION_COLUMNS)
+    if unknown:
+        raise TypeError(f"unknown transaction columns: {unknown}")
     delta = sum(entry.amount for entry in entries if entry.account == MEMBER)
     transaction_id = transaction_id or uuid.uuid4()
-    await connection.execute(
-        insert(ledger_transactions).values(
-            member_id=member.member_id,
-            transaction_id=transaction_id,
-            kind=kind,
-            occurred_at=occurred_at or member.now,
-            posted_at=member.now,
-            points=delta,
-            **columns,
-        )
-    )
-    rows = [
-        {
-            "member_id": member.member_id,
-            "transaction_id": transaction_id,
-            "line": line,
-            "account": entry.account,
-            "merchant_id": entry.merchant_id,
-            "amount": entry.amount,
-            "posted_at": member.now,
-        }
-        for line, entry in enumerate(entries, start=1)
-        if entry.amount != 0
+    lines = [(line, entry) for line, entry in enumerate(entries, start=1) if entry.amount != 0]
+    repaid = list(repaid or [0] * len(new_lots))
+    lots_made = [
+        (lot, repayment) for lot, repayment in zip(new_lots, repaid, strict=True) if lot.points > 0
     ]
-    if rows:  # a zero-point event (a merge of an empty account) is recorded without postings
-        await connection.execute(insert(postings), rows)
-    values: dict[str, Any] = {
-        "balance": member_balances.c.balance + delta,
-        "debt": member_balances.c.debt + debt_delta,
-        "updated_at": member.now,
-    }
-    if earned:
-        values["lifetime_earned"] = member_balances.c.lifetime_earned + earned
-    if redeemed:
-        values["lifetime_redeemed"] = member_balances.c.lifetime_redeemed + redeemed
-    if activity:
-        values["last_activity_at"] = member.now
-    await connection.execute(
-        update(member_balances)
-        .where(member_balances.c.member_id == member.member_id)
-        .values(**values)
+    await (await driver(connection)).execute(
+        _POST_SQL,
+        member.member_id,
+        transaction_id,
+        kind,
+        columns.get("merchant_id"),
+        columns.get("store_id"),
+        occurred_at or member.now,
+        member.now,
+        delta,
+        columns.get("amount_minor"),
+        columns.get("currency"),
+        columns.get("original_transaction_id"),
+        columns.get("hold_id"),
+        columns.get("counterparty_member_id"),
+        columns.get("external_reference"),
+        columns.get("reason"),
+        columns.get("actor_key_id"),
+        json.dumps(columns.get("details") or {}),
+        [line for line, _ in lines],
+        [entry.account for _, entry in lines],
+        [entry.merchant_id for _, entry in lines],
+        [entry.amount for _, entry in lines],
+        [lot.lot_id for lot, _ in lots_made],
+        [lot.source for lot, _ in lots_made],
+        [lot.issuing_merchant_id for lot, _ in lots_made],
+        [lot.funder_merchant_id for lot, _ in lots_made],
+        [lot.campaign_id for lot, _ in lots_made],
+        [lot.earned_at for lot, _ in lots_made],
+        [lot.available_at for lot, _ in lots_made],
+        [lot.expires_at for lot, _ in lots_made],
+        [lot.points for lot, _ in lots_made],
+        [lot.points - repayment for lot, repayment in lots_made],
+        [lot.origin_lot_id for lot, _ in lots_made],
+        debt_delta,
+        earned,
+        redeemed,
+        activity,
     )
     member.balance += delta
     member.debt += debt_delta
-    return transaction_id
-
-
-async def insert_lots(
-    connection: AsyncConnection,
-    member: LockedMember,
-    transaction_id: uuid.UUID,
-    new_lots: Sequence[NewLot],
-    repaid: Sequence[int] | None = None,
-) -> None:
-    """Create lots; `repaid[i]` points of lot i go straight to the member's debt."""
-    repaid = repaid or [0] * len(new_lots)
-    rows = [
-        {
-            "member_id": member.member_id,
-            "lot_id": lot.lot_id,
-            "transaction_id": transaction_id,
-            "source": lot.source,
-            "issuing_merchant_id": lot.issuing_merchant_id,
-            "funder_merchant_id": lot.funder_merchant_id,
-            "campaign_id": lot.campaign_id,
-            "earned_at": lot.earned_at,
-            "available_at": lot.available_at,
-            "expires_at": lot.expires_at,
-            "original": lot.points,
-            "remaining": lot.points - repayment,
-            "origin_lot_id": lot.origin_lot_id,
-        }
-        for lot, repayment in zip(new_lots, repaid, strict=True)
-        if lot.points > 0
-    ]
-    if rows:
-        await connection.execute(insert(lots), rows)
     repayments = [
-        (lot, repayment) for lot, repayment in zip(new_lots, repaid, strict=True) if repayment > 0
+        (lot.lot_id, repayment, lot.issuing_merchant_id)
+        for lot, repayment in lots_made
+        if repayment > 0
     ]
     if repayments:
-        await insert_allocations(
-            connection,
-            member,
-            transaction_id,
-            "debt_repayment",
-            [(lot.lot_id, repayment, lot.issuing_merchant_id) for lot, repayment in repayments],
-        )
+        await insert_allocations(connection, member, transaction_id, "debt_repayment", repayments)
+    return transaction_id
 
 
 async def open_lots(

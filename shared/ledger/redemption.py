@@ -71,6 +71,17 @@ async def release_expired_holds(connection: AsyncConnection, member: LockedMembe
     for hold_id in expired:
         await _release(connection, member, hold_id)
         await _close(connection, member, hold_id, "expired")
+        await _repay_debt(connection, member, hold_id)
+
+
+async def _repay_debt(
+    connection: AsyncConnection, member: LockedMember, transaction_id: uuid.UUID
+) -> None:
+    """A refund cannot claw back points a hold reserves, so they become debt; once the hold
+    lets them go they repay it before anything else (a member in debt has no free points).
+    No ledger transaction moves the balance here, so a void or an expiry names the hold as
+    the allocations' transaction."""
+    await journal.absorb_debt(connection, member, transaction_id)
 
 
 async def _spendable(
@@ -394,6 +405,7 @@ async def capture_hold(
         captured_points=captured,
         capture_transaction_id=result.transaction_id,
     )
+    await _repay_debt(connection, member, result.transaction_id)  # the uncaptured remainder
     return result
 
 
@@ -407,6 +419,7 @@ async def void_hold(
     member, _ = await _locked_hold(connection, merchant_id, hold_id)
     await _release(connection, member, hold_id)
     await _close(connection, member, hold_id, "voided")
+    await _repay_debt(connection, member, hold_id)
     return await _hold_view(connection, member.member_id, hold_id)
 
 

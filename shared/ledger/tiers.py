@@ -54,12 +54,17 @@ async def _set_tier(
 
 
 async def upgrade_if_qualified(
-    connection: AsyncConnection, member: LockedMember, rules: ProgramRules
+    connection: AsyncConnection,
+    member: LockedMember,
+    rules: ProgramRules,
+    qualifying: int | None = None,
 ) -> str:
+    """Upgrade at once when the rolling qualifying points reach a higher tier (`qualifying`
+    may be given when the caller already knows it, saving a query on the earn path)."""
     names = [tier.name for tier in rules.tiers]
-    earned = qualified_tier(
-        rules.tiers, await qualifying_points(connection, member.member_id, member.now)
-    )
+    if qualifying is None:
+        qualifying = await qualifying_points(connection, member.member_id, member.now)
+    earned = qualified_tier(rules.tiers, qualifying)
     current = names.index(member.tier) if member.tier in names else 0
     if names.index(earned.name) > current:
         await _set_tier(connection, member, earned.name, rules)

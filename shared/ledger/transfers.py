@@ -101,8 +101,8 @@ async def _move(
         reason=reason,
         original_transaction_id=out_id,
         activity=False,
+        new_lots=_copies(plan, allocation_kind),
     )
-    await journal.insert_lots(connection, receiver, in_id, _copies(plan, allocation_kind))
     await journal.absorb_debt(connection, receiver, in_id)
     return TransferResult(out_id, in_id, net, sender.balance, receiver.balance)
 

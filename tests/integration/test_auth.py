@@ -198,6 +198,15 @@ WRITE_ROUTES = [
     ("DELETE", "/v1/members/{member_id}/identifiers/{identifier_id}", None),
     ("POST", "/v1/members/{member_id}/status", {"status": "suspended", "reason": "testing"}),
     ("POST", "/v1/members/{member_id}/merge", {"duplicateMemberId": "{member_id}", "reason": "x"}),
+    ("POST", "/v1/earn", {"member": {"kind": "member_id", "value": "{member_id}"}}),
+    ("POST", "/v1/redemptions", {"member": {"kind": "member_id", "value": "{member_id}"}}),
+    ("POST", "/v1/holds", {"member": {"kind": "member_id", "value": "{member_id}"}}),
+    ("POST", "/v1/holds/{member_id}/capture", {}),
+    ("POST", "/v1/holds/{member_id}/void", {}),
+    ("POST", "/v1/transactions/{member_id}/refunds", {"amountMinor": 100}),
+    ("POST", "/v1/transactions/{member_id}/reversal", {}),
+    ("POST", "/v1/members/{member_id}/adjustments", {"points": 5, "reason": "testing"}),
+    ("POST", "/v1/hq/transfers", {"points": 5, "reason": "testing"}),
 ]
 # POST routes that only read.
 READ_ONLY_POSTS = {"/v1/members/lookup"}
@@ -267,7 +276,10 @@ async def test_write_route_list_covers_every_write_operation(client):
         for method in operations
         if method in ("post", "put", "patch", "delete") and path not in READ_ONLY_POSTS
     }
-    assert declared == {(method, path) for method, path, _ in WRITE_ROUTES}
+    listed = {(method, path.replace("{member_id}", "{hold_id}") if "/holds/" in path else
+               path.replace("{member_id}", "{transaction_id}") if "/transactions/" in path else path)
+              for method, path, _ in WRITE_ROUTES}
+    assert declared == listed
 
 
 async def test_hq_analyst_may_still_look_members_up(client, keys, world):

