@@ -192,7 +192,11 @@ async def create_store(
     country: str | None,
     timezone: str,
 ) -> Store:
-    await get_merchant(connection, actor, merchant_id)
+    merchant = await get_merchant(connection, actor, merchant_id)
+    if not actor.is_hq and merchant.status != "active":
+        from shared.errors import MerchantNotActive
+
+        raise MerchantNotActive("The merchant is suspended: it keeps read access only.")
     _check_timezone(timezone)
     try:
         async with connection.begin_nested():
