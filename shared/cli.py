@@ -337,8 +337,11 @@ Coalition is running (ready in {elapsed:.1f}s). Ctrl-C stops everything.
   HQ admin API key             {credentials.hq_admin_key}
   Merchant API key ({credentials.merchant_name})  {credentials.merchant_key}
 
-  Try:  curl -s -H "Authorization: Bearer {credentials.merchant_key}" {api_url}/v1/merchants/$(...)
-        curl -s -H "Authorization: Bearer {credentials.hq_admin_key}" {api_url}/v1/merchants
+  Try (enrol a member at the merchant, then find them by phone):
+    curl -s -X POST {api_url}/v1/members -H "Authorization: Bearer {credentials.merchant_key}" \\
+         -H "Content-Type: application/json" -d '{{"identifiers":[{{"kind":"phone","value":"(415) 555-0199"}}]}}'
+    curl -s -X POST {api_url}/v1/members/lookup -H "X-API-Key: {credentials.merchant_key}" \\
+         -H "Content-Type: application/json" -d '{{"kind":"phone","value":"+1 415 555 0199"}}'
 """
         )
         if exit_after_start:

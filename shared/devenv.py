@@ -105,7 +105,9 @@ def main(argv: list[str]) -> int:
     if command == "up":
         arguments = [str(BIN / "coalition"), "up", *rest]
     else:
-        arguments = [str(PYTHON), "-m", "pytest", *rest]
+        # Both cores by default: each xdist worker gets its own database.
+        parallel = [] if any(arg.startswith("-n") for arg in rest) else ["-n", "auto"]
+        arguments = [str(PYTHON), "-m", "pytest", *parallel, *rest]
     os.chdir(ROOT)
     if os.name == "nt":
         return subprocess.call(arguments)

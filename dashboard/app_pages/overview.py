@@ -16,7 +16,7 @@ def load_overview():
 st.title("Coalition network")
 summary, acquisition = load_overview()
 
-merchants_tile, stores_tile, members_tile, new_members_tile = st.columns(4)
+merchants_tile, stores_tile, members_tile, new_members_tile, points_tile = st.columns(5)
 merchants_tile.metric(
     "Active partners",
     f"{summary.active_merchants:,}",
@@ -25,6 +25,11 @@ merchants_tile.metric(
 stores_tile.metric("Open stores", f"{summary.open_stores:,}")
 members_tile.metric("Active members", f"{summary.active_members:,}")
 new_members_tile.metric("Enrolled, last 30 days", f"{summary.members_enrolled_last_30_days:,}")
+points_tile.metric(
+    "Points outstanding",
+    f"{summary.points_outstanding:,} pts",
+    help="Sum of member balances: the points liability before breakage.",
+)
 
 if acquisition:
     st.plotly_chart(charts.enrolments_by_merchant(acquisition), use_container_width=True)

@@ -25,6 +25,10 @@ from shared.tables import lots, stores
 # (clock skew).
 MAX_BACKDATE = timedelta(days=30)
 MAX_CLOCK_SKEW = timedelta(minutes=5)
+# Balances are BIGINT: the largest amount at the largest earn rate gives 10^18 points, and a
+# handful of such earns overflowed the member's balance (a 500). A trillion points per
+# purchase is beyond any real basket and leaves millions of them before an overflow.
+MAX_POINTS_PER_EARN = 10**12
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +184,8 @@ async def earn(
         line_items=line_items,
         excluded_categories=rules.excluded_categories,
     )
+    if breakdown.total_points > MAX_POINTS_PER_EARN:
+        raise InvalidInput(f"One purchase earns at most {MAX_POINTS_PER_EARN:,} points.")
     available_at = max(member.now + timedelta(days=terms.pending_days), occurred_at)
     expires_at = lot_expiry(occurred_at, rules)
     new_lots = [
