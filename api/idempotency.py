@@ -24,7 +24,7 @@ async def run_once(
 ) -> Response:
     """Claim the key, run the operation, store and return its response (or replay it)."""
     key = idempotency.resolve_key(
-        request.headers.get("idempotency-key"), getattr(data, "reference", None)
+        request.headers.get("idempotency-key"), getattr(data, "reference", None), request.url.path
     )
     # The decoded body, re-encoded: the same request in other whitespace is the same request.
     fingerprint = idempotency.request_fingerprint(

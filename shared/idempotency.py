@@ -42,15 +42,17 @@ def scope_of(principal: Principal) -> uuid.UUID:
     return principal.merchant_id or HQ_SCOPE
 
 
-def resolve_key(header_value: str | None, reference: str | None) -> str:
-    key = header_value if header_value else reference
+def resolve_key(header_value: str | None, reference: str | None, operation: str) -> str:
+    """The header as sent; a body `reference` is namespaced by `operation`, because a till
+    naturally reuses its basket number for the earn and the redemption of one basket."""
+    key = header_value or reference
     if not key:
         raise IdempotencyKeyRequired(
             "Send an Idempotency-Key header (or a `reference`: your own transaction id)."
         )
     if len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise InvalidInput(f"An idempotency key is 1-{MAX_KEY_LENGTH} printable characters.")
-    return key
+    return key if header_value else f"{operation}:{reference}"
 
 
 _CLAIM_SQL = """

@@ -344,8 +344,11 @@ async def attach_identifier(
     member_id: uuid.UUID,
     item: IdentifierInput,
     default_region: str,
+    rules: ProgramRules | None = None,
 ) -> Identifier:
-    """Idempotent: attaching what the member already has returns the existing identifier."""
+    """Idempotent: attaching what the member already has returns the existing identifier.
+
+    With `rules`, a profile completed by this identifier earns its one-time bonus."""
     if actor.merchant_id is not None:
         # A suspended merchant keeps read access but no longer changes member data.
         await _require_active_merchant(connection, actor.merchant_id)
@@ -380,6 +383,16 @@ async def attach_identifier(
             member_id,
             {"kind": item.kind.value, "identifierId": str(identifier_id)},
         )
+        if rules is not None and item.kind in (IdentifierKind.PHONE, IdentifierKind.EMAIL):
+            from shared.ledger import behaviour, journal  # the ledger builds on identity
+
+            await behaviour.on_profile_change(
+                connection,
+                actor,
+                await journal.lock_member(connection, member_id),
+                actor.merchant_id,
+                rules,
+            )
         existing = (
             await connection.execute(
                 select(member_identifiers).where(

@@ -133,6 +133,7 @@ class MemberController(Controller):
             member_id,
             members.IdentifierInput(IdentifierKind(data.kind), data.value),
             settings.default_phone_region,
+            rules=settings.program,
         )
         return to_wire(identifier, IdentifierOut)
 

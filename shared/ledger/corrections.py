@@ -23,8 +23,10 @@ from shared.errors import (
     RefundExceedsPurchase,
 )
 from shared.ledger import journal
+from shared.ledger.expiry import ExpiryReport, expire_member
 from shared.ledger.journal import ADJUSTMENT, ISSUED, MEMBER, REDEEMED, NewLot, OpenLot, Posting
 from shared.ledger.rules import NotEnoughPoints, lot_expiry, refund_clawback
+from shared.merchants import transacting_terms
 from shared.program import ProgramRules
 from shared.tables import allocations, ledger_transactions, lots
 
@@ -78,6 +80,7 @@ async def refund(
 ) -> CorrectionResult:
     if amount_minor <= 0:
         raise InvalidInput("A refund amount is positive.")
+    await transacting_terms(connection, merchant_id)  # a suspended merchant only reads
     original = await _original(connection, merchant_id, earn_transaction_id, ("earn",))
     member = await journal.lock_member(connection, original.member_id)
     _not_merged(member)
@@ -202,6 +205,7 @@ async def reverse_redemption(
 ) -> CorrectionResult:
     """Points go back to the lots they came from; lots that expired meanwhile get
     `reversal_grace_days` of validity so the member can still use them."""
+    await transacting_terms(connection, merchant_id)  # a suspended merchant only reads
     original = await _original(
         connection, merchant_id, redemption_transaction_id, ("redeem", "capture")
     )
@@ -218,6 +222,11 @@ async def reverse_redemption(
         raise AlreadyReversed(
             "This redemption was already reversed.", reversalTransactionId=str(already)
         )
+    # A lot past expiry that the expiry job has not reached yet still holds its unspent
+    # remainder; expire it first, as the job would have, or the grace period below would
+    # revive those expired points along with the reversed ones.
+    await expire_member(connection, member.member_id, ExpiryReport())
+    member = await journal.lock_member(connection, member.member_id)  # balance after expiry
     taken = (
         await connection.execute(
             select(

@@ -15,13 +15,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.access import Principal
 from shared.errors import NotFound
-from shared.tables import holds, ledger_transactions, lots, member_balances, members
+from shared.tables import (
+    hold_reservations,
+    holds,
+    ledger_transactions,
+    lots,
+    member_balances,
+    members,
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Balance:
     member_id: uuid.UUID
-    total: int  # points in unexpired lots
+    total: int  # points in unexpired lots, plus points active holds keep from expiring
     available: int  # total - held - pending - debt (never below zero)
     pending: int
     held: int
@@ -46,11 +53,40 @@ async def balance(connection: AsyncConnection, member_id: uuid.UUID) -> Balance:
             ).where(live)
         )
     ).one()
-    held = await connection.scalar(
-        select(func.coalesce(func.sum(holds.c.points), 0)).where(
-            holds.c.member_id == member_id, holds.c.status == "active", holds.c.expires_at > now
+    # Points an active hold reserves do not expire while it lasts (it may still capture
+    # them), so a reserved lot past expires_at still counts its reserved part in the total;
+    # otherwise `held` would take those points off `available` a second time.
+    held_totals = (
+        await connection.execute(
+            select(
+                func.coalesce(func.sum(hold_reservations.c.points), 0).label("held"),
+                func.coalesce(
+                    func.sum(case((lots.c.expires_at <= now, hold_reservations.c.points), else_=0)),
+                    0,
+                ).label("held_in_expired_lots"),
+            )
+            .select_from(
+                hold_reservations.join(
+                    holds,
+                    and_(
+                        holds.c.member_id == hold_reservations.c.member_id,
+                        holds.c.hold_id == hold_reservations.c.hold_id,
+                    ),
+                ).join(
+                    lots,
+                    and_(
+                        lots.c.member_id == hold_reservations.c.member_id,
+                        lots.c.lot_id == hold_reservations.c.lot_id,
+                    ),
+                )
+            )
+            .where(
+                hold_reservations.c.member_id == member_id,
+                holds.c.status == "active",
+                holds.c.expires_at > now,
+            )
         )
-    )
+    ).one()
     member = (
         await connection.execute(
             select(members.c.tier, member_balances.c.debt, now.label("now"))
@@ -72,9 +108,9 @@ async def balance(connection: AsyncConnection, member_id: uuid.UUID) -> Balance:
             )
         )
     total, pending, held, debt = (
-        int(lot_totals.total),
+        int(lot_totals.total) + int(held_totals.held_in_expired_lots),
         int(lot_totals.pending),
-        int(held),
+        int(held_totals.held),
         int(member.debt),
     )
     return Balance(

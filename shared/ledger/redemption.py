@@ -299,6 +299,7 @@ async def _hold_view(
 async def _locked_hold(
     connection: AsyncConnection, merchant_id: uuid.UUID, hold_id: uuid.UUID
 ) -> tuple[LockedMember, object]:
+    await transacting_terms(connection, merchant_id)  # a suspended merchant only reads
     member_id = await connection.scalar(
         select(holds.c.member_id).where(
             holds.c.hold_id == hold_id, holds.c.merchant_id == merchant_id

@@ -47,10 +47,12 @@ async def _lock_pair(
     return locked
 
 
-def _copies(plan: list[tuple[OpenLot, int]], source: str) -> list[NewLot]:
+def _copies(plan: list[tuple[OpenLot, int]], source: str | None) -> list[NewLot]:
+    """Lots for the receiver; `source=None` keeps each lot's own source (a merge: base points
+    keep counting towards the survivor's tier), a transfer relabels them (no bought status)."""
     return [
         NewLot(
-            source,
+            source or lot.source,
             take,
             lot.issuing_merchant_id,
             lot.funder_merchant_id,
@@ -101,7 +103,7 @@ async def _move(
         reason=reason,
         original_transaction_id=out_id,
         activity=False,
-        new_lots=_copies(plan, allocation_kind),
+        new_lots=_copies(plan, None if allocation_kind == "merge" else allocation_kind),
     )
     await journal.absorb_debt(connection, receiver, in_id)
     return TransferResult(out_id, in_id, net, sender.balance, receiver.balance)
