@@ -15,6 +15,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from shared.database.driver import driver
 from shared.ledger import journal
 from shared.ledger.journal import BREAKAGE, MEMBER, Posting
 from shared.ledger.redemption import release_expired_holds
@@ -61,21 +62,79 @@ async def expire_member(
     report.points += total
 
 
-async def expire_due_lots(engine: AsyncEngine, batch_size: int = 500) -> ExpiryReport:
+_DUE_MEMBERS_SQL = """
+SELECT DISTINCT member_id FROM lots
+WHERE expires_at <= now() AND remaining > reserved
+LIMIT $1
+"""
+_LOCK_SQL = """
+SELECT member_id FROM member_balances WHERE member_id = ANY($1::uuid[])
+FOR UPDATE SKIP LOCKED
+"""
+_EXPIRED_HOLDS_SQL = """
+SELECT DISTINCT member_id FROM holds
+WHERE member_id = ANY($1::uuid[]) AND status = 'active' AND expires_at <= now()
+"""
+_EXPIRED_LOTS_SQL = """
+SELECT member_id, lot_id, issuing_merchant_id, remaining - reserved AS free, now() AS now
+FROM lots
+WHERE member_id = ANY($1::uuid[]) AND expires_at <= now() AND remaining > reserved
+ORDER BY member_id, expires_at, lot_id
+"""
+
+
+async def expire_due_lots(engine: AsyncEngine, batch_size: int = 5000) -> ExpiryReport:
+    """Set-based: per batch of members, a handful of statements whatever the batch size.
+
+    Members busy in another transaction are skipped (SKIP LOCKED) and picked up by the
+    next run; members with a hold past its TTL take the per-member path first, so that
+    the released points expire in the same run."""
     report = ExpiryReport()
     while True:
         async with engine.begin() as connection:
-            member_ids = (
-                await connection.scalars(
-                    select(lots.c.member_id)
-                    .where(lots.c.remaining > lots.c.reserved, lots.c.expires_at <= func.now())
-                    .group_by(lots.c.member_id)
-                    .limit(batch_size)
+            database = await driver(connection)
+            due = [row["member_id"] for row in await database.fetch(_DUE_MEMBERS_SQL, batch_size)]
+            locked = [row["member_id"] for row in await database.fetch(_LOCK_SQL, due)]
+            for row in await database.fetch(_EXPIRED_HOLDS_SQL, locked):
+                member = await journal.lock_member(connection, row["member_id"])
+                await release_expired_holds(connection, member)
+            rows = await database.fetch(_EXPIRED_LOTS_SQL, locked)
+            by_member: dict[uuid.UUID, list] = defaultdict(list)
+            for row in rows:
+                by_member[row["member_id"]].append(row)
+            batch = []
+            for member_id, expired in by_member.items():
+                by_issuer: dict[uuid.UUID | None, int] = defaultdict(int)
+                for lot in expired:
+                    by_issuer[lot["issuing_merchant_id"]] += lot["free"]
+                total = sum(by_issuer.values())
+                batch.append(
+                    journal.BatchTransaction(
+                        member_id=member_id,
+                        entries=[Posting(MEMBER, -total)]
+                        + [
+                            Posting(BREAKAGE, points, issuer)
+                            for issuer, points in by_issuer.items()
+                        ],
+                        taken=[
+                            (lot["lot_id"], lot["free"], lot["issuing_merchant_id"])
+                            for lot in expired
+                        ],
+                        details={"lots": len(expired)},
+                    )
                 )
-            ).all()
-            for member_id in member_ids:
-                await expire_member(connection, member_id, report)
-        if len(member_ids) < batch_size:
+                report.members += 1
+                report.lots += len(expired)
+                report.points += total
+            if rows:
+                await journal.post_batch(
+                    connection,
+                    kind="expiry",
+                    allocation_kind="expiry",
+                    now=rows[0]["now"],
+                    batch=batch,
+                )
+        if len(due) < batch_size or not locked:
             return report
 
 

@@ -359,3 +359,93 @@ async def absorb_debt(
         .values(debt=member_balances.c.debt - repay)
     )
     member.debt -= repay
+
+
+@dataclass(frozen=True, slots=True)
+class BatchTransaction:
+    """One member's transaction in a set-based write (jobs, bulk loads): postings and the
+    lot points it takes (allocations of one kind)."""
+
+    member_id: uuid.UUID
+    entries: Sequence[Posting]
+    taken: Sequence[tuple[uuid.UUID, int, uuid.UUID | None]]  # lot, points, issuing merchant
+    details: dict = field(default_factory=dict)
+    transaction_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+_POST_BATCH_SQL = """
+WITH tx AS (
+    INSERT INTO ledger_transactions (member_id, transaction_id, kind, occurred_at, posted_at,
+        points, details)
+    SELECT t.member_id, t.transaction_id, $1, $2, $2, t.points, t.details::jsonb
+    FROM unnest($3::uuid[], $4::uuid[], $5::bigint[], $6::text[])
+        AS t(member_id, transaction_id, points, details)
+), entries AS (
+    INSERT INTO postings (member_id, transaction_id, line, account, merchant_id, amount, posted_at)
+    SELECT e.member_id, e.transaction_id, e.line, e.account, e.merchant_id, e.amount, $2
+    FROM unnest($7::uuid[], $8::uuid[], $9::bigint[], $10::text[], $11::uuid[], $12::bigint[])
+        AS e(member_id, transaction_id, line, account, merchant_id, amount)
+), taken AS (
+    INSERT INTO allocations (member_id, transaction_id, lot_id, kind, points, issuing_merchant_id,
+        posted_at)
+    SELECT a.member_id, a.transaction_id, a.lot_id, $13, a.points, a.issuer, $2
+    FROM unnest($14::uuid[], $15::uuid[], $16::uuid[], $17::bigint[], $18::uuid[])
+        AS a(member_id, transaction_id, lot_id, points, issuer)
+), lot_updates AS (
+    UPDATE lots SET remaining = lots.remaining - a.points
+    FROM unnest($14::uuid[], $16::uuid[], $17::bigint[]) AS a(member_id, lot_id, points)
+    WHERE lots.member_id = a.member_id AND lots.lot_id = a.lot_id
+)
+UPDATE member_balances SET balance = member_balances.balance + t.points, updated_at = $2
+FROM unnest($3::uuid[], $5::bigint[]) AS t(member_id, points)
+WHERE member_balances.member_id = t.member_id
+"""
+
+
+async def post_batch(
+    connection: AsyncConnection,
+    *,
+    kind: str,
+    allocation_kind: str,
+    now: datetime,
+    batch: Sequence[BatchTransaction],
+) -> None:
+    """The same rows `post` + `consume_lots` write, for many members in one statement.
+
+    The caller holds the members' locks. Each member appears once per batch (a lot is
+    updated once per statement)."""
+    if not batch:
+        return
+    for item in batch:
+        if sum(entry.amount for entry in item.entries) != 0:
+            raise AssertionError(f"unbalanced {kind} transaction: {item.entries}")
+    lines = [
+        (item, line, entry)
+        for item in batch
+        for line, entry in enumerate(item.entries, start=1)
+        if entry.amount != 0
+    ]
+    taken = [
+        (item, lot_id, points, issuer) for item in batch for lot_id, points, issuer in item.taken
+    ]
+    await (await driver(connection)).execute(
+        _POST_BATCH_SQL,
+        kind,
+        now,
+        [item.member_id for item in batch],
+        [item.transaction_id for item in batch],
+        [sum(e.amount for e in item.entries if e.account == MEMBER) for item in batch],
+        [json.dumps(item.details) for item in batch],
+        [item.member_id for item, _, _ in lines],
+        [item.transaction_id for item, _, _ in lines],
+        [line for _, line, _ in lines],
+        [entry.account for _, _, entry in lines],
+        [entry.merchant_id for _, _, entry in lines],
+        [entry.amount for _, _, entry in lines],
+        allocation_kind,
+        [item.member_id for item, _, _, _ in taken],
+        [item.transaction_id for item, _, _, _ in taken],
+        [lot_id for _, lot_id, _, _ in taken],
+        [points for _, _, points, _ in taken],
+        [issuer for _, _, _, issuer in taken],
+    )
