@@ -14,6 +14,9 @@ from sqlalchemy.engine import URL
 from shared.database.urls import server_url, with_driver
 from shared.settings import Settings, get_settings
 
+# Fixtures shared by the ledger test modules (a plugin: only the root conftest may load one).
+pytest_plugins = ["tests.integration.ledger_support"]
+
 
 def _worker_database_name() -> str:
     # The pid keeps concurrent runs (two developers' shells, xdist workers) apart.

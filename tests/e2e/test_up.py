@@ -24,9 +24,22 @@ def test_up_starts_api_and_dashboard_on_a_fresh_embedded_database(tmp_path):
     env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
     env["COALITION_DATA_DIR"] = str(tmp_path / "state")
     result = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "up", "--exit-after-start",
-         "--api-port", str(_free_port()), "--dashboard-port", str(_free_port())],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            "-m",
+            "shared.cli",
+            "up",
+            "--exit-after-start",
+            "--api-port",
+            str(_free_port()),
+            "--dashboard-port",
+            str(_free_port()),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     keys = re.findall(r"API key.*?\s(coal_\S+)", result.stdout)

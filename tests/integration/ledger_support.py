@@ -1,5 +1,6 @@
 """Helpers shared by the tests/integration/test_ledger_*.py modules: till calls, reads,
-row counts, and the ledger's invariants (shared.ledger.integrity) checked after a test."""
+row counts, the ledger's invariants (shared.ledger.integrity) checked after a test, and the
+fixtures every ledger module uses (registered as a plugin by tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import text
 
 from shared.ledger.integrity import run_checks
@@ -180,3 +182,34 @@ def assert_ledger_consistent(sync_engine) -> None:
             if not result.ok
         ]
     assert failures == [], failures
+
+
+# Program rules under which every balance in a ledger test is exact: no behaviour bonuses,
+# and a minimum redemption small enough for hand-sized numbers.
+EXACT_RULES: dict[str, Any] = {
+    "enrolment_bonus_points": 0,
+    "profile_completion_bonus_points": 0,
+    "min_redemption_points": 10,
+}
+
+
+@pytest.fixture
+async def shop(make_merchant):
+    return await make_merchant(earnRate="1", name="Shop A")
+
+
+@pytest.fixture
+async def other_shop(make_merchant):
+    return await make_merchant(earnRate="1", name="Shop B")
+
+
+@pytest.fixture
+async def member(client, shop):
+    return await enrol(client, shop)
+
+
+@pytest.fixture
+def ledger_stays_consistent(clean_database):
+    """Use with `pytestmark = pytest.mark.usefixtures("ledger_stays_consistent")`."""
+    yield
+    assert_ledger_consistent(clean_database)

@@ -276,9 +276,17 @@ async def test_write_route_list_covers_every_write_operation(client):
         for method in operations
         if method in ("post", "put", "patch", "delete") and path not in READ_ONLY_POSTS
     }
-    listed = {(method, path.replace("{member_id}", "{hold_id}") if "/holds/" in path else
-               path.replace("{member_id}", "{transaction_id}") if "/transactions/" in path else path)
-              for method, path, _ in WRITE_ROUTES}
+    listed = {
+        (
+            method,
+            path.replace("{member_id}", "{hold_id}")
+            if "/holds/" in path
+            else path.replace("{member_id}", "{transaction_id}")
+            if "/transactions/" in path
+            else path,
+        )
+        for method, path, _ in WRITE_ROUTES
+    }
     assert declared == listed
 
 

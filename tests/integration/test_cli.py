@@ -19,7 +19,11 @@ def _coalition(database_url, *arguments: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, DATABASE_URL=database_url.render_as_string(hide_password=False))
     return subprocess.run(
         [sys.executable, "-m", "shared.cli", *arguments],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

@@ -31,7 +31,11 @@ def _spawn(data_dir: Path, hold_seconds: float) -> subprocess.Popen:
     env["COALITION_DATA_DIR"] = str(data_dir)
     return subprocess.Popen(
         [sys.executable, "-c", HOLD_SERVER, str(hold_seconds)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 

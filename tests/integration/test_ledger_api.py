@@ -8,6 +8,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from tests.integration.ledger_support import EXACT_RULES
+
+pytestmark = pytest.mark.usefixtures("ledger_stays_consistent")
+
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat()
@@ -16,22 +20,8 @@ def now_iso() -> str:
 @pytest.fixture
 async def client(client_with_rules):
     """No behaviour bonuses, and a 10-point minimum: every balance below is exact."""
-    async with client_with_rules(
-        enrolment_bonus_points=0, profile_completion_bonus_points=0, min_redemption_points=10
-    ) as test_client:
+    async with client_with_rules(**EXACT_RULES) as test_client:
         yield test_client
-
-
-@pytest.fixture
-async def shop(make_merchant):
-    return await make_merchant(earnRate="1", name="Shop A")
-
-
-@pytest.fixture
-async def member(client, shop):
-    response = await client.post("/v1/members", json={}, headers=shop.headers)
-    assert response.status_code == 201
-    return response.json()["memberId"]
 
 
 async def earn(client, merchant, member_id, amount_minor, key=None, occurred_at=None, **extra):

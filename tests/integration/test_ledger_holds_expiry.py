@@ -9,7 +9,7 @@ import pytest
 from shared.ledger.expiry import expire_due_lots
 from shared.ledger.redemption import finalise_expired_holds
 from tests.integration.ledger_support import (
-    assert_ledger_consistent,
+    EXACT_RULES,
     assert_problem,
     balance,
     capture,
@@ -26,35 +26,14 @@ from tests.integration.ledger_support import (
     void,
 )
 
+pytestmark = pytest.mark.usefixtures("ledger_stays_consistent")
+
 
 @pytest.fixture
 async def client(client_with_rules):
     """No behaviour bonuses and a 10-point minimum: every balance below is exact."""
-    async with client_with_rules(
-        enrolment_bonus_points=0, profile_completion_bonus_points=0, min_redemption_points=10
-    ) as test_client:
+    async with client_with_rules(**EXACT_RULES) as test_client:
         yield test_client
-
-
-@pytest.fixture(autouse=True)
-def _ledger_stays_consistent(clean_database):
-    yield
-    assert_ledger_consistent(clean_database)
-
-
-@pytest.fixture
-async def shop(make_merchant):
-    return await make_merchant(earnRate="1", name="Shop A")
-
-
-@pytest.fixture
-async def other_shop(make_merchant):
-    return await make_merchant(earnRate="1", name="Shop B")
-
-
-@pytest.fixture
-async def member(client, shop):
-    return await enrol(client, shop)
 
 
 def amounts(read: dict) -> tuple[int, int, int, int]:

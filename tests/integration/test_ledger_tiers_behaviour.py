@@ -12,7 +12,6 @@ from dateutil.relativedelta import relativedelta
 from shared.ledger.tiers import requalify_due
 from shared.program import Tier
 from tests.integration.ledger_support import (
-    assert_ledger_consistent,
     assert_problem,
     balance,
     earned,
@@ -33,10 +32,7 @@ TIERS = (
 PHONE = "+14155552671"
 
 
-@pytest.fixture(autouse=True)
-def _ledger_stays_consistent(clean_database):
-    yield
-    assert_ledger_consistent(clean_database)
+pytestmark = pytest.mark.usefixtures("ledger_stays_consistent")
 
 
 @pytest.fixture
@@ -51,11 +47,6 @@ async def tiered(client_with_rules):
 @pytest.fixture
 def tier_rules(test_settings):
     return test_settings.program.model_copy(update={"tiers": TIERS})
-
-
-@pytest.fixture
-async def shop(make_merchant):
-    return await make_merchant(earnRate="1", name="Shop A")
 
 
 def about(value: str | None, expected: datetime, slack: timedelta = timedelta(minutes=1)) -> bool:

@@ -8,7 +8,6 @@ from datetime import timedelta
 import pytest
 
 from tests.integration.ledger_support import (
-    assert_ledger_consistent,
     assert_problem,
     balance,
     capture,
@@ -31,22 +30,14 @@ NO_BONUSES = {
 }
 
 
+pytestmark = pytest.mark.usefixtures("ledger_stays_consistent")
+
+
 @pytest.fixture
 async def client(client_with_rules):
     """Transfers on, no behaviour bonuses, a 10-point minimum."""
     async with client_with_rules(transfers_enabled=True, **NO_BONUSES) as test_client:
         yield test_client
-
-
-@pytest.fixture(autouse=True)
-def _ledger_stays_consistent(clean_database):
-    yield
-    assert_ledger_consistent(clean_database)
-
-
-@pytest.fixture
-async def shop(make_merchant):
-    return await make_merchant(earnRate="1", name="Shop A")
 
 
 @pytest.fixture
