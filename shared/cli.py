@@ -161,6 +161,22 @@ def jobs_tiers() -> None:
     console.print(f"members requalified: {changed}")
 
 
+@jobs_app.command("loop")
+def jobs_loop(
+    interval: int = typer.Option(300, min=5, help="Seconds between two rounds."),
+    rounds: int = typer.Option(0, min=0, help="Stop after this many rounds (0: run forever)."),
+) -> None:
+    """The worker: every job, every INTERVAL seconds (what compose's worker service runs)."""
+    done = 0
+    while True:
+        jobs_expire(batch_size=5000)
+        jobs_tiers()
+        done += 1
+        if rounds and done >= rounds:
+            return
+        time.sleep(interval)
+
+
 @app.command("audit")
 def audit_command() -> None:
     """Check every ledger invariant on the live database; exit 1 on any violation."""

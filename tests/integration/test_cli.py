@@ -49,3 +49,42 @@ def test_db_upgrade_reports_head(database_url):
     assert result.returncode == 0
     head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
     assert result.stdout.strip() == head
+
+
+def test_audit_passes_on_a_consistent_ledger_and_fails_readably_on_a_broken_one(
+    database_url, clean_database
+):
+    from sqlalchemy import text
+
+    member_id = "00000000-0000-0000-0000-0000000000aa"
+    with clean_database.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO merchants (merchant_id, name, industry, currency, earn_rate,"
+                " issuance_price, redemption_rate) VALUES"
+                " ('00000000-0000-0000-0000-0000000000bb', 'M', 'grocery', 'USD', 1, 0.01, 0.008)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO members (member_id, enrolled_at, acquiring_merchant_id)"
+                " VALUES (:id, now(), '00000000-0000-0000-0000-0000000000bb')"
+            ),
+            {"id": member_id},
+        )
+        connection.execute(
+            text("INSERT INTO member_balances (member_id) VALUES (:id)"), {"id": member_id}
+        )
+    healthy = _coalition(database_url, "audit")
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+    with clean_database.begin() as connection:
+        connection.execute(text("UPDATE member_balances SET balance = 7"))
+    broken = _coalition(database_url, "audit")
+    assert broken.returncode == 1
+    assert "balance = postings" in broken.stderr and "'balance': 7" in broken.stderr
+
+
+def test_jobs_loop_runs_one_round(database_url, clean_database):
+    result = _coalition(database_url, "jobs", "loop", "--rounds", "1")
+    assert result.returncode == 0, result.stderr
+    assert "lots expired: 0" in result.stderr and "members requalified: 0" in result.stderr
