@@ -33,6 +33,7 @@ class Merchant:
     earn_rate: Decimal
     issuance_price: Decimal
     redemption_rate: Decimal
+    pending_days: int
     created_at: datetime
     updated_at: datetime
 
@@ -80,6 +81,7 @@ async def create_merchant(
     issuance_price: Decimal,
     redemption_rate: Decimal,
     allowed_currencies: list[str],
+    pending_days: int = 0,
 ) -> Merchant:
     validate_terms(industry=industry, currency=currency, allowed_currencies=allowed_currencies)
     row = (
@@ -93,6 +95,7 @@ async def create_merchant(
                 earn_rate=earn_rate,
                 issuance_price=issuance_price,
                 redemption_rate=redemption_rate,
+                pending_days=pending_days,
             )
             .returning(merchants)
         )

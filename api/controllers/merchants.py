@@ -55,6 +55,7 @@ class MerchantController(Controller):
             issuance_price=Decimal(data.issuance_price),
             redemption_rate=Decimal(data.redemption_rate),
             allowed_currencies=settings.currencies,
+            pending_days=data.pending_days,
         )
         return to_wire(merchant, MerchantOut)
 

@@ -29,6 +29,16 @@ class MerchantCreate(WireStruct):
     earn_rate: EarnRate
     issuance_price: PricePerPoint
     redemption_rate: PricePerPoint
+    pending_days: Annotated[
+        int,
+        Meta(
+            ge=0,
+            le=365,
+            description=(
+                "Points earned here become spendable this many days later (returns window)."
+            ),
+        ),
+    ] = 0
 
 
 class MerchantUpdate(WireStruct):
@@ -40,6 +50,7 @@ class MerchantUpdate(WireStruct):
     earn_rate: EarnRate | UnsetType = UNSET
     issuance_price: PricePerPoint | UnsetType = UNSET
     redemption_rate: PricePerPoint | UnsetType = UNSET
+    pending_days: Annotated[int, Meta(ge=0, le=365)] | UnsetType = UNSET
 
 
 class MerchantOut(WireStruct):
@@ -51,6 +62,7 @@ class MerchantOut(WireStruct):
     earn_rate: Decimal
     issuance_price: Decimal
     redemption_rate: Decimal
+    pending_days: int
     created_at: datetime
     updated_at: datetime
 

@@ -101,3 +101,19 @@ async def test_fifty_concurrent_redeems_of_ten_against_one_hundred(client, shop,
     assert {r.json()["type"] for r in results if r.status_code == 409} == {
         "/problems/insufficient-points"
     }
+
+
+async def test_pending_window_keeps_new_points_unspendable(client, make_merchant, member):
+    returns_shop = await make_merchant(earnRate="1", name="Returns Ltd", pendingDays=14)
+    assert returns_shop.body["pendingDays"] == 14
+    earned = await earn(client, returns_shop, member, 50_000)  # 500 points, pending 14 days
+    assert earned.status_code == 201, earned.text
+    available_at = datetime.fromisoformat(earned.json()["lots"][0]["availableAt"])
+    assert 13.9 < (available_at - datetime.now(UTC)).total_seconds() / 86400 <= 14
+    balance = (
+        await client.get(f"/v1/members/{member}/balance", headers=returns_shop.headers)
+    ).json()
+    assert (balance["total"], balance["pending"], balance["available"]) == (500, 500, 0)
+    refused = await redeem(client, returns_shop, member, 100)
+    assert refused.status_code == 409
+    assert refused.json()["available"] == 0

@@ -65,8 +65,9 @@ async def test_create_returns_every_field_with_exact_decimals(client, keys):
     merchant = response.json()
     assert set(merchant) == {
         "merchantId", "name", "industry", "status", "currency", "earnRate",
-        "issuancePrice", "redemptionRate", "createdAt", "updatedAt",
+        "issuancePrice", "redemptionRate", "pendingDays", "createdAt", "updatedAt",
     }  # fmt: skip
+    assert merchant["pendingDays"] == 0
     uuid.UUID(merchant["merchantId"])
     assert merchant["name"] == "Greenleaf Grocers"
     assert merchant["industry"] == "grocery"
