@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
@@ -111,7 +112,39 @@ def http_error_handler(request: Request, error: HTTPException) -> Response:
     return _response(request, status, slug, title, detail, extensions, headers=error.headers)
 
 
+def _transient(error: BaseException) -> bool:
+    """Failures a retry can fix: the database is unreachable, or PostgreSQL aborted the
+    transaction to break a deadlock or a serialization conflict. Nothing was written."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(
+            seen,
+            OSError
+            | ConnectionError
+            | asyncpg.PostgresConnectionError
+            | asyncpg.DeadlockDetectedError
+            | asyncpg.SerializationError
+            | asyncpg.CannotConnectNowError
+            | asyncpg.TooManyConnectionsError,
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def unexpected_error_handler(request: Request, error: Exception) -> Response:
+    if _transient(error):
+        logger.warning("Transient failure on %s %s: %r", request.method, request.url.path, error)
+        slug, title = HTTP_SLUGS[503]
+        return _response(
+            request,
+            503,
+            slug,
+            title,
+            "Temporarily unable to complete the request; nothing was written. "
+            "Retry with the same Idempotency-Key.",
+            headers={"Retry-After": "1"},
+        )
     logger.exception("Unhandled error on %s %s", request.method, request.url.path)
     slug, title = HTTP_SLUGS[500]
     return _response(request, HTTP_500_INTERNAL_SERVER_ERROR, slug, title, None)
@@ -137,9 +170,12 @@ _EXAMPLE_SLUGS = {
 def problem_responses(
     *statuses: int, slugs: dict[int, list[str]] | None = None
 ) -> dict[int, ResponseSpec]:
-    """OpenAPI entries for the error statuses a route can return, with the possible slugs."""
+    """OpenAPI entries for the error statuses a route can return, with the possible slugs.
+
+    Every route may also answer 500 `internal-error` (never with details) and, when the
+    database is unreachable, 503; both are declared everywhere."""
     responses: dict[int, ResponseSpec] = {}
-    for status in statuses:
+    for status in (*statuses, 500, 503):
         names = (slugs or {}).get(status) or [_EXAMPLE_SLUGS.get(status, HTTP_SLUGS[status][0])]
         title = HTTP_SLUGS.get(status, ("", "Error"))[1]
         responses[status] = ResponseSpec(
