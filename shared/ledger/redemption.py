@@ -314,8 +314,9 @@ async def _locked_hold(
         )
     ).one()
     if hold.status == "active" and hold.expires_at <= member.now:
-        await _release(connection, member, hold_id)
-        await _close(connection, member, hold_id, "expired")
+        # Refusing rolls this transaction back, so the release is left to what persists it:
+        # the member's next spend, or `coalition jobs expire`. Reads already treat it as
+        # released.
         raise HoldNotActive("The hold expired before it was captured.", holdStatus="expired")
     if hold.status != "active":
         raise HoldNotActive(f"The hold is {hold.status}.", holdStatus=hold.status)
