@@ -29,6 +29,7 @@ from shared.database.migrate import upgrade
 from shared.database.urls import server_url, with_driver
 from shared.identifiers import generate_card_number
 from shared.settings import PROJECT_ROOT, get_settings
+from shared.tables import metadata
 
 WRK_SCRIPT = r"""
 local cards = {}
@@ -59,13 +60,8 @@ def prepare(url, members: int) -> tuple[str, list[str]]:
     """A migrated database with one merchant, `members` members with cards, and a key."""
     engine = create_engine(url)
     with engine.begin() as connection:
-        connection.execute(
-            text(
-                "TRUNCATE merchants, stores, api_keys, members, member_identifiers, "
-                "member_balances, ledger_transactions, postings, lots, allocations, "
-                "holds, hold_reservations, idempotency_records, audit_log CASCADE"
-            )
-        )
+        names = ", ".join(table.name for table in metadata.sorted_tables)
+        connection.execute(text(f"TRUNCATE {names} CASCADE"))
         merchant_id = uuid.uuid4()
         connection.execute(
             text(

@@ -28,6 +28,7 @@ from shared.errors import (
     NotFound,
 )
 from shared.identifiers import IdentifierKind, generate_card_number, mask_card, normalise
+from shared.ledger.journal import lock_member  # the one member lock, shared with the ledger
 from shared.program import ProgramRules
 from shared.tables import member_balances, member_identifiers, members, merchants, stores
 
@@ -320,24 +321,6 @@ def _sees_identifier(viewer: Principal, row: Any) -> bool:
     return row.added_by_merchant_id == viewer.merchant_id
 
 
-async def _lock_member(connection: AsyncConnection, member_id: uuid.UUID) -> Any:
-    """The one member lock every write takes: the member_balances row (as the ledger does),
-    so identity and points writes on a member queue in one order and cannot deadlock."""
-    row = (
-        await connection.execute(
-            select(members.c.member_id, members.c.status)
-            .select_from(
-                members.join(member_balances, member_balances.c.member_id == members.c.member_id)
-            )
-            .where(members.c.member_id == member_id)
-            .with_for_update(of=member_balances)
-        )
-    ).one_or_none()
-    if row is None:
-        raise NotFound(f"Member {member_id} does not exist.")
-    return row
-
-
 async def attach_identifier(
     connection: AsyncConnection,
     actor: Principal,
@@ -352,7 +335,7 @@ async def attach_identifier(
     if actor.merchant_id is not None:
         # A suspended merchant keeps read access but no longer changes member data.
         await _require_active_merchant(connection, actor.merchant_id)
-    member = await _lock_member(connection, member_id)
+    member = await lock_member(connection, member_id)
     if member.status in ("closed", "merged"):
         raise MemberNotActive(f"The member is {member.status}.")
     value = normalise(item.kind, item.value, default_region)
@@ -384,12 +367,12 @@ async def attach_identifier(
             {"kind": item.kind.value, "identifierId": str(identifier_id)},
         )
         if rules is not None and item.kind in (IdentifierKind.PHONE, IdentifierKind.EMAIL):
-            from shared.ledger import behaviour, journal  # the ledger builds on identity
+            from shared.ledger import behaviour  # the ledger builds on identity
 
             await behaviour.on_profile_change(
                 connection,
                 actor,
-                await journal.lock_member(connection, member_id),
+                member,
                 actor.merchant_id,
                 rules,
             )
@@ -421,7 +404,7 @@ async def detach_identifier(
     """Merchants detach what they attached; HQ detaches anything. A member keeps one card."""
     if actor.merchant_id is not None:
         await _require_active_merchant(connection, actor.merchant_id)
-    await _lock_member(connection, member_id)
+    await lock_member(connection, member_id)
     row = (
         await connection.execute(
             select(member_identifiers).where(
@@ -462,7 +445,7 @@ async def set_status(
 ) -> MemberView:
     if not actor.is_hq:
         raise Forbidden("Only HQ changes a member's status.")
-    member = await _lock_member(connection, member_id)
+    member = await lock_member(connection, member_id)
     if status != member.status:
         if status not in STATUS_TRANSITIONS[member.status]:
             raise Conflict(f"A {member.status} member cannot become {status}.")
@@ -496,7 +479,7 @@ async def merge(
     # Lock both rows in a fixed order so that two crossing merges cannot deadlock.
     locked = {}
     for member_id in sorted((survivor_id, duplicate_id)):
-        locked[member_id] = await _lock_member(connection, member_id)
+        locked[member_id] = await lock_member(connection, member_id)
     if locked[survivor_id].status not in ("active", "suspended"):
         raise MemberNotActive(f"The surviving member is {locked[survivor_id].status}.")
     if locked[duplicate_id].status == "merged":

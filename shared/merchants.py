@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared import audit
 from shared.access import Principal
-from shared.errors import Conflict, InvalidInput, NotFound
+from shared.errors import Conflict, InvalidInput, MerchantNotActive, NotFound
 from shared.tables import merchants, stores
 
 INDUSTRIES = (
@@ -197,8 +197,6 @@ async def create_store(
 ) -> Store:
     merchant = await get_merchant(connection, actor, merchant_id)
     if not actor.is_hq and merchant.status != "active":
-        from shared.errors import MerchantNotActive
-
         raise MerchantNotActive("The merchant is suspended: it keeps read access only.")
     _check_timezone(timezone)
     try:
@@ -258,19 +256,6 @@ async def update_store(
     return _store(row)
 
 
-async def find_store(
-    connection: AsyncConnection, merchant_id: uuid.UUID, store_id: uuid.UUID
-) -> Store:
-    row = (
-        await connection.execute(
-            select(stores).where(stores.c.store_id == store_id, stores.c.merchant_id == merchant_id)
-        )
-    ).one_or_none()
-    if row is None:
-        raise NotFound(f"Store {store_id} does not exist.")
-    return _store(row)
-
-
 def _check_timezone(name: str) -> None:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -291,8 +276,6 @@ class Terms:
 
 async def transacting_terms(connection: AsyncConnection, merchant_id: uuid.UUID) -> Terms:
     """The terms a transaction is posted with; a suspended merchant cannot transact."""
-    from shared.errors import MerchantNotActive
-
     row = (
         await connection.execute(
             select(

@@ -92,7 +92,8 @@ async def extend_lots_on_activity(
 
 
 # Merchant terms, the member (found by id or by identifier) locked for this transaction, and
-# its qualifying points: everything the earn rules need, in one round trip.
+# its qualifying points: everything the earn rules need, in one round trip. The identifier
+# lookup is members.find_member_id's, the qualifying sum tiers.qualifying_points', inlined.
 _CONTEXT_SQL = """
 SELECT m.member_id, m.status, m.tier, m.tier_valid_until, m.enrolled_at, m.referred_by_member_id,
        m.merged_into_member_id, b.balance, b.debt, now() AS now,

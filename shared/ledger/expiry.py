@@ -29,6 +29,19 @@ class ExpiryReport:
     points: int = 0
 
 
+def breakage_entries(expired: list[tuple[uuid.UUID | None, int]]) -> tuple[list[Posting], int]:
+    """The postings of one member's expiry: the member's loss, breakage per issuing merchant.
+    `expired` holds (issuing merchant, free points) per lot."""
+    by_issuer: dict[uuid.UUID | None, int] = defaultdict(int)
+    for issuer, points in expired:
+        by_issuer[issuer] += points
+    total = sum(by_issuer.values())
+    entries = [Posting(MEMBER, -total)] + [
+        Posting(BREAKAGE, points, issuer) for issuer, points in by_issuer.items()
+    ]
+    return entries, total
+
+
 async def expire_member(
     connection: AsyncConnection, member_id: uuid.UUID, report: ExpiryReport
 ) -> None:
@@ -41,16 +54,12 @@ async def expire_member(
     ]
     if not expired:
         return
-    by_issuer: dict[uuid.UUID | None, int] = defaultdict(int)
-    for lot in expired:
-        by_issuer[lot.issuing_merchant_id] += lot.free
-    total = sum(by_issuer.values())
+    entries, total = breakage_entries([(lot.issuing_merchant_id, lot.free) for lot in expired])
     transaction_id = await journal.post(
         connection,
         member,
         kind="expiry",
-        entries=[Posting(MEMBER, -total)]
-        + [Posting(BREAKAGE, points, issuer) for issuer, points in by_issuer.items()],
+        entries=entries,
         activity=False,
         details={"lots": len(expired)},
     )
@@ -104,18 +113,13 @@ async def expire_due_lots(engine: AsyncEngine, batch_size: int = 5000) -> Expiry
                 by_member[row["member_id"]].append(row)
             batch = []
             for member_id, expired in by_member.items():
-                by_issuer: dict[uuid.UUID | None, int] = defaultdict(int)
-                for lot in expired:
-                    by_issuer[lot["issuing_merchant_id"]] += lot["free"]
-                total = sum(by_issuer.values())
+                entries, total = breakage_entries(
+                    [(lot["issuing_merchant_id"], lot["free"]) for lot in expired]
+                )
                 batch.append(
                     journal.BatchTransaction(
                         member_id=member_id,
-                        entries=[Posting(MEMBER, -total)]
-                        + [
-                            Posting(BREAKAGE, points, issuer)
-                            for issuer, points in by_issuer.items()
-                        ],
+                        entries=entries,
                         taken=[
                             (lot["lot_id"], lot["free"], lot["issuing_merchant_id"])
                             for lot in expired

@@ -58,7 +58,8 @@ class HoldView:
     capture_transaction_id: uuid.UUID | None
 
 
-async def release_expired_holds(connection: AsyncConnection, member: LockedMember) -> None:
+async def release_expired_holds(connection: AsyncConnection, member: LockedMember) -> int:
+    """Release the member's holds past their TTL; returns how many."""
     expired = (
         await connection.scalars(
             select(holds.c.hold_id).where(
@@ -72,6 +73,7 @@ async def release_expired_holds(connection: AsyncConnection, member: LockedMembe
         await _release(connection, member, hold_id)
         await _close(connection, member, hold_id, "expired")
         await _repay_debt(connection, member, hold_id)
+    return len(expired)
 
 
 async def _repay_debt(
@@ -457,14 +459,6 @@ async def finalise_expired_holds(engine: AsyncEngine, batch_size: int = 500) -> 
             ).all()
             for member_id in member_ids:
                 member = await journal.lock_member(connection, member_id)
-                before = await connection.scalar(
-                    select(func.count()).where(
-                        holds.c.member_id == member_id,
-                        holds.c.status == "active",
-                        holds.c.expires_at <= member.now,
-                    )
-                )
-                await release_expired_holds(connection, member)
-                finalised += before
+                finalised += await release_expired_holds(connection, member)
         if len(member_ids) < batch_size:
             return finalised
