@@ -66,6 +66,12 @@ class ProgramRules(BaseModel):
     excluded_categories: tuple[str, ...] = ("tobacco", "gift_card", "lottery")
     tiers: tuple[Tier, ...] = DEFAULT_TIERS
     tier_validity_months: int = Field(default=12, ge=1)
+    global_holdout_bps: int = Field(
+        default=200,
+        ge=0,
+        le=10_000,
+        description="Members (in basis points) kept out of every campaign, for good.",
+    )
 
     @field_validator("tiers")
     @classmethod

@@ -27,7 +27,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 metadata = MetaData(
     naming_convention={
@@ -374,3 +374,59 @@ idempotency_records = Table(
     Column("response_body", LargeBinary),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
 )
+
+
+# --- Campaigns (issue 6 builds the service on these) -------------------------------------
+# A campaign is owned and funded by HQ (owner NULL) or by one merchant. Members are
+# assigned to an arm by a hash of (salt, member) (shared/campaigns/assignment.py); the
+# assignment is recorded so effect analysis compares the arms that were really served.
+
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("campaign_id", UUID(as_uuid=True), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("owner_merchant_id", UUID(as_uuid=True), ForeignKey("merchants.merchant_id")),
+    Column("kind", Text, nullable=False),
+    Column("status", Text, nullable=False, server_default="draft"),
+    Column("starts_at", DateTime(timezone=True), nullable=False),
+    Column("ends_at", DateTime(timezone=True), nullable=False),
+    # Kind-specific terms: {"multiplier": "2"}, {"bonusPoints": 50, "minSpendMinor": 500}, ...
+    Column("terms", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    # Participating merchants; empty: every partner.
+    Column("merchant_ids", ARRAY(UUID(as_uuid=True)), nullable=False, server_default="{}"),
+    Column("tiers", ARRAY(Text), nullable=False, server_default="{}"),  # empty: every tier
+    Column("holdout_bps", BigInteger, nullable=False),
+    Column("salt", Text, nullable=False),
+    Column("per_member_cap_points", BigInteger),
+    Column("budget_points", BigInteger),
+    _created_at(),
+    _updated_at(),
+    CheckConstraint(
+        "kind IN ('multiplier', 'fixed_bonus', 'spend_threshold', 'cross_merchant', 'win_back')",
+        name="kind",
+    ),
+    CheckConstraint(
+        "status IN ('draft', 'scheduled', 'running', 'ended', 'cancelled')", name="status"
+    ),
+    CheckConstraint("holdout_bps >= 0 AND holdout_bps <= 10000", name="holdout_in_range"),
+    CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+)
+
+campaign_assignments = Table(
+    "campaign_assignments",
+    metadata,
+    Column("member_id", UUID(as_uuid=True), ForeignKey("members.member_id"), primary_key=True),
+    Column(
+        "campaign_id", UUID(as_uuid=True), ForeignKey("campaigns.campaign_id"), primary_key=True
+    ),
+    Column("arm", Text, nullable=False),
+    Column("assigned_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("arm IN ('treatment', 'holdout')", name="arm"),
+)
+Index(
+    "ix_campaign_assignments_campaign_arm",
+    campaign_assignments.c.campaign_id,
+    campaign_assignments.c.arm,
+)
+Index("ix_lots_campaign", lots.c.campaign_id, postgresql_where=lots.c.campaign_id.is_not(None))

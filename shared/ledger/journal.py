@@ -270,7 +270,10 @@ async def open_lots(
 def plan_first_to_expire(candidates: Sequence[OpenLot], points: int) -> list[tuple[OpenLot, int]]:
     by_id = {lot.lot_id: lot for lot in candidates}
     plan = first_to_expire(
-        [SpendableLot(lot.lot_id, lot.free, lot.expires_at, lot.earned_at) for lot in candidates],
+        [
+            SpendableLot(lot.lot_id, lot.free, lot.expires_at, lot.earned_at, lot.source)
+            for lot in candidates
+        ],
         points,
     )
     return [(by_id[lot_id], take) for lot_id, take in plan]

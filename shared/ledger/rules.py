@@ -11,7 +11,10 @@ Rounding, written down once:
 - points + cash: points cover floor(amount / point value) at most; the cash remainder is
   the amount minus the points' value, rounded up to the minor unit (the merchant is never
   short of money);
-- lots are consumed first-to-expire first, ties by earn time then lot id (deterministic).
+- lots are consumed first-to-expire first; ties by earn time, then by source (a
+  purchase's merchant-funded base points before its campaign and tier bonuses, then
+  behaviour, adjustment and moved points), then lot id: the order never depends on
+  random ids where the funder differs, so settlement is reproducible.
 """
 
 from __future__ import annotations
@@ -82,12 +85,21 @@ def earn_breakdown(
     )
 
 
+SOURCE_ORDER = ("base", "campaign", "tier_bonus", "behaviour", "adjustment", "transfer", "merge")
+_SOURCE_RANK = {source: rank for rank, source in enumerate(SOURCE_ORDER)}
+
+
+def spending_order(expires_at: datetime, earned_at: datetime, source: str, lot_id: object) -> tuple:
+    return (expires_at, earned_at, _SOURCE_RANK.get(source, len(SOURCE_ORDER)), str(lot_id))
+
+
 @dataclass(frozen=True, slots=True)
 class SpendableLot(Generic[Key]):
     lot_id: Key
     free: int  # remaining - reserved
     expires_at: datetime
     earned_at: datetime
+    source: str
 
 
 class NotEnoughPoints(Exception):
@@ -103,7 +115,7 @@ def first_to_expire(lots: Iterable[SpendableLot[Key]], points: int) -> list[tupl
         return []
     ordered = sorted(
         (lot for lot in lots if lot.free > 0),
-        key=lambda lot: (lot.expires_at, lot.earned_at, str(lot.lot_id)),
+        key=lambda lot: spending_order(lot.expires_at, lot.earned_at, lot.source, lot.lot_id),
     )
     plan: list[tuple[Key, int]] = []
     still_needed = points

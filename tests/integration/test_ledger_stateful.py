@@ -53,6 +53,7 @@ from shared.errors import (
 )
 from shared.ledger import corrections, earning, expiry, reads, redemption, transfers
 from shared.ledger.integrity import run_checks
+from shared.ledger.rules import spending_order
 from shared.members import MemberRef
 from shared.merchants import create_merchant, update_merchant
 from shared.program import ProgramRules, Tier
@@ -135,7 +136,7 @@ class Lot:
 
     @property
     def order(self) -> tuple:
-        return (self.expires_at, self.earned_at, str(self.lot_id))
+        return spending_order(self.expires_at, self.earned_at, self.source, self.lot_id)
 
 
 @dataclass
