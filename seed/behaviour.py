@@ -33,8 +33,8 @@ from shared.identifiers import CARD_LENGTH
 
 FAVOURITE_COUNTS = (1, 2, 3, 4)
 FAVOURITE_WEIGHTS = (0.35, 0.35, 0.2, 0.1)
-REDEMPTION_THRESHOLDS = np.array([300, 500, 1000, 2000, 10**12])  # the last: never redeems
-THRESHOLD_WEIGHTS = (0.2, 0.25, 0.25, 0.1, 0.2)
+REDEMPTION_THRESHOLDS = np.array([200, 400, 800, 1500, 10**12])  # the last: never redeems
+THRESHOLD_WEIGHTS = (0.25, 0.25, 0.2, 0.15, 0.15)
 NAME_POOL = 1500
 
 

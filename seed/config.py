@@ -18,10 +18,10 @@ class BgNbdTruth:
     buys at rate lambda ~ Gamma(r, alpha); after each purchase they drop out with
     probability p ~ Beta(a, b)."""
 
-    r: float = 0.85
-    alpha: float = 2.8
+    r: float = 1.2
+    alpha: float = 1.8
     a: float = 0.9
-    b: float = 6.0
+    b: float = 5.5
 
 
 @dataclass(frozen=True, slots=True)

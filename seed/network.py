@@ -64,14 +64,8 @@ class Calendar:
     # every day from the start to well past the end.
     months_ahead: dict[int, np.ndarray]
     twelve_months_back: np.ndarray
-
-    @property
-    def start_s(self) -> int:
-        return seconds(self.start)
-
-    @property
-    def end_s(self) -> int:
-        return seconds(self.end)
+    start_s: int
+    end_s: int
 
     def day_of(self, epoch_seconds: int) -> int:
         return (epoch_seconds - self.start_s) // DAY
@@ -99,7 +93,7 @@ def build_calendar(config: SeedConfig, rules: ProgramRules) -> Calendar:
         for months in {rules.expiry_months, rules.tier_validity_months, 12}
     }
     back = np.array([(day - (day - relativedelta(months=12))).days for day in day_dates])
-    return Calendar(start, end, days, season, months_ahead, back)
+    return Calendar(start, end, days, season, months_ahead, back, seconds(start), seconds(end))
 
 
 def _season(day: date) -> float:

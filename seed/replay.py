@@ -132,21 +132,25 @@ class Counters:
     referrals: int = 0
 
 
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+
+
 class IdSource:
-    """Deterministic random UUIDs from the shard's generator, drawn in blocks."""
+    """Deterministic random version-4 UUIDs from the shard's generator, drawn in blocks, as
+    canonical text: COPY takes text, and lot ids order by their text (rules.spending_order)."""
 
     def __init__(self, rng: np.random.Generator) -> None:
         self._rng = rng
-        self._buffer = b""
+        self._hex = ""
         self._offset = 0
 
-    def next(self) -> uuid.UUID:
-        if self._offset >= len(self._buffer):
-            self._buffer = self._rng.bytes(16 * 4096)
+    def next(self) -> str:
+        if self._offset >= len(self._hex):
+            self._hex = self._rng.bytes(16 * 4096).hex()
             self._offset = 0
-        raw = self._buffer[self._offset : self._offset + 16]
-        self._offset += 16
-        return uuid.UUID(bytes=raw, version=4)
+        h = self._hex[self._offset : self._offset + 32]
+        self._offset += 32
+        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
 class MemberReplay:
@@ -163,6 +167,7 @@ class MemberReplay:
         self.member_id = members.member_ids[index]
         self.enrolled_s = int(members.enrolled_s[index])
         self.lots: list[Lot] = []
+        self.base_lots: list[Lot] = []  # qualifying points come from these
         self.holds: list[Hold] = []
         self.earns: dict[int, Earn] = {}  # purchase row -> its earn
         self.redemptions: list[Redemption] = []
@@ -240,6 +245,8 @@ class MemberReplay:
             lot.transaction_id = transaction_id
             lot.remaining = lot.original - repayment
             self.lots.append(lot)
+            if lot.source == "base":
+                self.base_lots.append(lot)
             if repayment:
                 self._allocate(transaction_id, lot, repayment, "debt_repayment", None, posted)
         self.balance += delta
@@ -337,9 +344,7 @@ class MemberReplay:
     def qualifying(self, now: int) -> int:
         since = self.network.calendar.minus_twelve_months(now)
         return sum(
-            lot.original - lot.clawed_back
-            for lot in self.lots
-            if lot.source == "base" and lot.earned_at > since
+            lot.original - lot.clawed_back for lot in self.base_lots if lot.earned_at > since
         )
 
     def earn(self, now, merchant: MerchantPlan, store_id, amount_minor, line_items, campaigns):
@@ -388,31 +393,31 @@ class MemberReplay:
         entries = [("member", total, None)] + [
             ("issued", -points, funder) for _, points, funder, _ in candidates
         ]
-        breakdown = {
-            "purchase_amount_minor": amount_minor,
-            "excluded_amount_minor": min(excluded, amount_minor),
-            "eligible_amount_minor": eligible,
-            "earn_rate": str(merchant.earn_rate),
-            "base_points": base,
-            "tier": tier.name,
-            "tier_multiplier": str(tier.multiplier),
-            "tier_bonus_points": tier_bonus,
-        }
-        details = {
-            "breakdown": breakdown,
-            "lineItems": [
-                {"amount_minor": amount, "category": category} for amount, category in line_items
-            ],
-        }
+        # The services' details (json.dumps of the EarnBreakdown), formatted directly: it is
+        # the busiest line of a bulk load, and every value is a number or a plain word.
+        lines = ", ".join(
+            f'{{"amount_minor": {amount}, "category": "{category}"}}'
+            for amount, category in line_items
+        )
+        details = (
+            f'{{"breakdown": {{"purchase_amount_minor": {amount_minor}, '
+            f'"excluded_amount_minor": {min(excluded, amount_minor)}, '
+            f'"eligible_amount_minor": {eligible}, "earn_rate": "{merchant.earn_rate}", '
+            f'"base_points": {base}, "tier": "{tier.name}", '
+            f'"tier_multiplier": "{tier.multiplier}", "tier_bonus_points": {tier_bonus}}}, '
+            f'"lineItems": [{lines}]'
+        )
         if campaigns:
-            details["campaigns"] = [
-                {"campaignId": str(campaign.campaign_id), "points": points}
+            awarded = ", ".join(
+                f'{{"campaignId": "{campaign.campaign_id}", "points": {points}}}'
                 for campaign, points in campaigns
-            ]
+            )
+            details += f', "campaigns": [{awarded}]'
+        details += "}"
         transaction_id = self.post(
             now, "earn", entries, occurred_at=now, debt_delta=-sum(repaid), earned=total,
             new_lots=new_lots, repaid=repaid, merchant=merchant, store_id=store_id,
-            amount_minor=amount_minor, currency=rules.currency, details=json.dumps(details),
+            amount_minor=amount_minor, currency=rules.currency, details=details,
         )  # fmt: skip
         self.shard.counters.points_issued += total
         for campaign, points in campaigns:

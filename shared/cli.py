@@ -17,6 +17,7 @@ import time
 import typer
 from rich.console import Console
 
+from seed.command import seed_app
 from shared.settings import PROJECT_ROOT, get_settings
 
 app = typer.Typer(help="Coalition loyalty network.", no_args_is_help=True, add_completion=False)
@@ -24,6 +25,7 @@ db_app = typer.Typer(help="Database: migrations and the embedded server.", no_ar
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+app.add_typer(seed_app, name="seed")
 console = Console(stderr=True)
 
 
@@ -205,23 +207,6 @@ def audit_command() -> None:
     raise typer.Exit(1 if failed else 0)
 
 
-@app.command("seed-demo")
-def seed_demo() -> None:
-    """Create the small demo network if the database has no merchants yet."""
-    from seed.demo import create_demo_network, has_demo_network
-    from shared.database.migrate import upgrade
-
-    upgrade(_database_url())
-
-    async def seed(connection):
-        if await has_demo_network(connection):
-            return False
-        await create_demo_network(connection, get_settings())
-        return True
-
-    console.print("demo network created" if _run_async(seed) else "data present: left as is")
-
-
 def _children_env(url) -> dict[str, str]:
     env = dict(os.environ)
     # Children use exactly this server and never start their own.
@@ -258,7 +243,8 @@ def up(
     ),
 ) -> None:
     """Run the whole product: database, migrations, demo data, API and dashboard."""
-    from seed.demo import create_demo_network, has_demo_network, issue_demo_credentials
+    from seed.command import seed_database
+    from seed.demo import has_demo_network, issue_demo_credentials
     from shared.database.embedded import stop_embedded_servers
     from shared.database.migrate import upgrade
 
@@ -271,14 +257,14 @@ def up(
         f"database: {'DATABASE_URL' if settings.database_url else 'embedded PostgreSQL in ' + str(settings.data_dir)}"
     )
     upgrade(url)
-
-    async def prepare(connection):
-        if demo and not await has_demo_network(connection):
-            console.print("creating the demo network...")
-            await create_demo_network(connection, settings)
-        return await issue_demo_credentials(connection)
-
-    credentials = _run_async(prepare)
+    if demo and not _run_async(has_demo_network):
+        console.print("creating the demo network (coalition seed --profile demo)...")
+        report, truth_path = seed_database(url, profile_name="demo", show_progress=False)
+        console.print(
+            f"  {report.total('members'):,} members, "
+            f"{report.total('ledger_transactions'):,} transactions; ground truth: {truth_path}"
+        )
+    credentials = _run_async(issue_demo_credentials)
     env = _children_env(url)
     python = sys.executable
     host = settings.api_host

@@ -24,6 +24,15 @@ def alembic_config(url: URL | str) -> Config:
 
 
 def upgrade(url: URL | str, revision: str = "head") -> None:
+    _migrate(url, command.upgrade, revision)
+
+
+def downgrade(url: URL | str, revision: str) -> None:
+    """`coalition seed --reset` goes down to "base": every table dropped, data and all."""
+    _migrate(url, command.downgrade, revision)
+
+
+def _migrate(url: URL | str, step, revision: str) -> None:
     engine = create_engine(url, poolclass=None)
     try:
         with engine.begin() as connection:
@@ -32,7 +41,7 @@ def upgrade(url: URL | str, revision: str = "head") -> None:
             )
             config = alembic_config(url)
             config.attributes["connection"] = connection
-            command.upgrade(config, revision)
+            step(config, revision)
     finally:
         engine.dispose()
 
