@@ -2,4 +2,5 @@
 
 from seed.command import seed_app
 
-seed_app(prog_name="python -m seed")
+if __name__ == "__main__":  # worker processes (spawned) import this module too
+    seed_app(prog_name="python -m seed")

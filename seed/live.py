@@ -648,6 +648,11 @@ def render_report(report: LiveReport, console: Console) -> None:
         "HTTP statuses: "
         + ", ".join(f"{status}: {count}" for status, count in sorted(report.statuses.items()))
     )
+    if report.achieved_rate < 0.9 * config.rate or percentile(report.start_lag_ms, 99) > 1000:
+        console.print(
+            "[yellow]the schedule was not kept: the API (or this machine) is saturated at this "
+            "rate, or the concurrency cap is too low[/yellow]"
+        )
     if refusals:
         console.print(
             "business refusals (expected): "
@@ -999,9 +1004,13 @@ async def play(
     `progress` is called with the report so far about once a second."""
     if not credentials.merchants or not credentials.members:
         raise ValueError("live traffic needs at least one active merchant and one active member")
-    # Two connections per slot: a retry sent while its first attempt is in flight.
+    # Two connections per slot: a retry sent while its first attempt is in flight. Idle
+    # connections are dropped well before uvicorn's 5 s keep-alive closes them, or a request
+    # sent on a connection the server is closing fails with a ReadError.
     limits = httpx.Limits(
-        max_connections=2 * config.concurrency, max_keepalive_connections=2 * config.concurrency
+        max_connections=2 * config.concurrency,
+        max_keepalive_connections=2 * config.concurrency,
+        keepalive_expiry=2.0,
     )
     async with httpx.AsyncClient(
         base_url=config.base_url,

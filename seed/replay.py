@@ -35,7 +35,6 @@ from shared.ledger.rules import (
 )
 
 JOB_HOUR_S = 3 * 3600
-HOLD_TTL_S = 900
 NO_MERCHANT = None
 
 # Event kinds, in the order they run when they share a second.
@@ -486,14 +485,14 @@ class MemberReplay:
         self, now, merchant: MerchantPlan, store_id, points, purchase_minor
     ) -> Redemption | None:
         """Points as tender (`points`) or points + cash (`purchase_minor`); None when the
-        service would refuse (the replay only asks for what a till would have accepted)."""
-        self.release_expired_holds(now)
+        service would refuse. A refusal writes nothing (the service rolls back), so the
+        checks run on what a read shows before anything moves."""
         if self.debt > 0:
             return None
-        candidates = self.spendable(now)
-        available = sum(lot.free for lot in candidates)
+        available = self.available(now)
         cash = 0
         value_num, value_den = self.shard.point_value_ratio
+        requested = points
         if purchase_minor is not None:
             payable = purchase_minor * value_den // value_num
             points = max(min(payable, available), 0)
@@ -502,13 +501,17 @@ class MemberReplay:
                 return None
         if points < self.rules.min_redemption_points or points > available:
             return None
-        plan = self.first_to_expire(candidates, points)
+        self.release_expired_holds(now)
+        plan = self.first_to_expire(self.spendable(now), points)
         transaction_id = self._post_redemption(
             now, merchant, plan, points, kind="redeem", store_id=store_id,
             amount_minor=purchase_minor, cash_minor=cash,
         )  # fmt: skip
         redemption = Redemption(transaction_id, merchant, store_id, plan)
         self.redemptions.append(redemption)
+        self.shard.log(
+            now, "redeem", self, merchant, store_id, requested, purchase_minor, redemption
+        )
         return redemption
 
     def _post_redemption(self, now, merchant, plan, points, *, kind, store_id,
@@ -530,19 +533,18 @@ class MemberReplay:
         return transaction_id
 
     def hold(self, now, merchant: MerchantPlan, store_id, points) -> Hold | None:
-        if points < self.rules.min_redemption_points:
+        if points < self.rules.min_redemption_points or self.debt > 0:
+            return None
+        if self.available(now) < points:
             return None
         self.release_expired_holds(now)
-        if self.debt > 0:
-            return None
-        candidates = self.spendable(now)
-        if sum(lot.free for lot in candidates) < points:
-            return None
-        plan = self.first_to_expire(candidates, points)
+        plan = self.first_to_expire(self.spendable(now), points)
         for lot, take in plan:
             lot.reserved += take
-        hold = Hold(self.ids.next(), merchant, store_id, points, now, now + HOLD_TTL_S, plan)
+        ttl = self.rules.hold_default_ttl_seconds
+        hold = Hold(self.ids.next(), merchant, store_id, points, now, now + ttl, plan)
         self.holds.append(hold)
+        self.shard.log(now, "hold", self, merchant, store_id, points, hold)
         return hold
 
     def capture(self, now, hold: Hold, points: int) -> uuid.UUID | None:
@@ -577,7 +579,9 @@ class MemberReplay:
         hold.captured_points = points
         hold.capture_transaction_id = transaction_id
         self.absorb_debt(now, transaction_id)
-        self.redemptions.append(Redemption(transaction_id, hold.merchant, hold.store_id, plan))
+        redemption = Redemption(transaction_id, hold.merchant, hold.store_id, plan)
+        self.redemptions.append(redemption)
+        self.shard.log(now, "capture", self, hold, points, redemption)
         return transaction_id
 
     def void(self, now, hold: Hold) -> bool:
@@ -586,6 +590,7 @@ class MemberReplay:
         self._release(hold)
         self._close(hold, now, "voided")
         self.absorb_debt(now, hold.hold_id)
+        self.shard.log(now, "void", self, hold)
         return True
 
     # --- corrections (shared/ledger/corrections.py) ------------------------------------
@@ -594,6 +599,7 @@ class MemberReplay:
         amount_minor = min(amount_minor, earn.amount_minor - earn.refunded_minor)
         if amount_minor <= 0:
             return
+        self.shard.log(now, "refund", self, earn, amount_minor)
         claw = refund_clawback(
             lot_originals={lot.lot_id: lot.original for lot in earn.lots},
             purchase_amount_minor=earn.amount_minor,
@@ -633,6 +639,7 @@ class MemberReplay:
         self.absorb_debt(now, transaction_id)
 
     def reverse(self, now, redemption: Redemption) -> None:
+        self.shard.log(now, "reverse", self, redemption)
         self.expire(now, batch=False)
         points = sum(take for _, take in redemption.taken)
         transaction_id = self.post(
@@ -703,6 +710,7 @@ class MemberReplay:
             run_at = start_s + JOB_HOUR_S + -(-(due - start_s - JOB_HOUR_S) // DAY) * DAY
             if run_at >= until:
                 return
+            self.shard.log(run_at, "jobs", self)
             self.release_expired_holds(run_at)
             self.expire(run_at, batch=True)
             self.requalify(run_at)
@@ -725,6 +733,13 @@ class ShardReplay:
         self.point_value_ratio = network.rules.point_value_minor.as_integer_ratio()
         bounds = np.searchsorted(purchases.member, np.arange(len(members.member_ids) + 1))
         self.purchase_bounds = bounds
+        # The service calls this replay stands for, when a test wants to play them through
+        # the real services (tests/integration/test_seed_replay.py): (time, action, *args).
+        self.actions: list[tuple] | None = None
+
+    def log(self, at: int, action: str, *arguments) -> None:
+        if self.actions is not None:
+            self.actions.append((at, action, *arguments))
 
     def credit(self, receiver: int, now: int, reason: str, points: int, merchant, details) -> None:
         self.credits[receiver].append((now, reason, points, merchant, details))
@@ -898,6 +913,7 @@ class MemberTimeline:
         merchant = self.network.merchants[int(members.acquiring[index])]
         rules = self.network.rules
         shard.enrolment_rows(ledger.member_id, index, at, merchant)
+        shard.log(at, "enrol", ledger, index, merchant)
         ledger.award(at, "enrolment", rules.enrolment_bonus_points, merchant)
         if shard.profile_complete_at_enrolment(index):
             ledger.award(at, "profile_completion", rules.profile_completion_bonus_points, merchant)
@@ -911,6 +927,7 @@ class MemberTimeline:
         """The member adds an e-mail address: the profile is complete, the bonus follows."""
         merchant = self.network.merchants[int(self.members.acquiring[self.index])]
         self.shard.attach_email(self, at, merchant)
+        self.shard.log(at, "attach_email", self.ledger, self.index, merchant)
         self.ledger.award(
             at, "profile_completion", self.network.rules.profile_completion_bonus_points, merchant
         )
@@ -991,7 +1008,9 @@ class MemberTimeline:
         transaction_id, lots = self.ledger.earn(
             at, merchant, store_id, amount, line_items, campaigns
         )
-        self.ledger.earns[row] = Earn(transaction_id, merchant, store_id, amount, lots)
+        earn = Earn(transaction_id, merchant, store_id, amount, lots)
+        self.ledger.earns[row] = earn
+        self.shard.log(at, "earn", self.ledger, merchant, store_id, amount, line_items, earn)
         refund_at = int(purchases.refund_at_s[row])
         if refund_at > at:
             self.schedule(refund_at, REFUND, row)
