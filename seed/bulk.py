@@ -22,7 +22,7 @@ import psycopg
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from seed.behaviour import draw_members, draw_purchases
-from seed.config import SHARD_MEMBERS, SeedConfig
+from seed.config import SeedConfig
 from seed.loading import BULK_TABLES, copy_rows, rebuild, set_aside
 from seed.network import DAY, Network, build_network, moment
 from seed.replay import Rows, ShardReplay
@@ -53,11 +53,11 @@ class SeedReport:
         return sum(report.rows.get(name, 0) for report in self.shards)
 
 
-def shard_plan(members: int) -> list[tuple[int, int, int]]:
+def shard_plan(members: int, shard_members: int) -> list[tuple[int, int, int]]:
     """(shard, first member index, member count) for every shard."""
     return [
-        (shard, first, min(SHARD_MEMBERS, members - first))
-        for shard, first in enumerate(range(0, members, SHARD_MEMBERS))
+        (shard, first, min(shard_members, members - first))
+        for shard, first in enumerate(range(0, members, shard_members))
     ]
 
 
@@ -191,7 +191,7 @@ def run(
     """Seed an empty database (tables migrated, no members) and return what was built."""
     started = time.perf_counter()
     network = build_network(config, rules, card_prefix)
-    plan = shard_plan(config.members)
+    plan = shard_plan(config.members, config.shard_members)
     with psycopg.connect(conninfo) as connection:
         if connection.execute("SELECT count(*) FROM merchants").fetchone()[0]:
             raise RuntimeError("The database already has a network; seed with --reset.")

@@ -68,6 +68,9 @@ class SeedConfig:
     referral_rate: float = 0.08
     reversal_rate: float = 0.005
     workers: int = 0  # processes; 0: one per CPU. The data do not depend on it.
+    # Members per shard: each shard has its own random streams, so this is part of what
+    # the data depend on (unlike `workers`).
+    shard_members: int = SHARD_MEMBERS
 
     def resolved_end(self) -> datetime:
         if self.end is not None:
