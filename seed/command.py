@@ -100,7 +100,8 @@ def seed(
     console.print(
         f"seeded {report.total('members'):,} members, {transactions:,} transactions "
         f"({sum(sum(s.rows.values()) for s in report.shards):,} rows) in {report.seconds:.1f} s: "
-        f"{transactions / report.seconds:,.0f} transactions/s"
+        f"{transactions / report.seconds:,.0f} transactions/s "
+        f"(of which {report.rebuild_seconds:.1f} s rebuilding indexes)"
     )
     console.print(f"ground truth: {path}")
 

@@ -154,6 +154,7 @@ def truth_document(report: SeedReport, member_file: Path) -> dict:
             "churned_by_spike",
         ],  # fmt: skip
         "seconds": round(report.seconds, 1),
+        "rebuildSeconds": round(report.rebuild_seconds, 1),
     }
 
 

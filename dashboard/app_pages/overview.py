@@ -38,5 +38,5 @@ if acquisition:
     )
 else:
     st.info(
-        "No partners yet. Create one through the API (`POST /v1/merchants`) or run `coalition seed-demo`."
+        "No partners yet. Create one through the API (`POST /v1/merchants`) or run `coalition seed --profile demo`."
     )
