@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.access import Principal
 from shared.errors import NotFound
+from shared.ledger.rules import SOURCE_ORDER
 from shared.tables import (
     hold_reservations,
     holds,
@@ -23,6 +24,12 @@ from shared.tables import (
     member_balances,
     members,
 )
+
+
+def _spending_rank(source):
+    """rules.spending_order's tie-break by source, in SQL."""
+    ranks = {name: rank for rank, name in enumerate(SOURCE_ORDER)}
+    return case(ranks, value=source, else_=len(SOURCE_ORDER))
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +208,6 @@ async def open_lots(connection: AsyncConnection, member_id: uuid.UUID) -> list[L
     rows = await connection.execute(
         select(*columns)
         .where(lots.c.member_id == member_id, lots.c.remaining > 0, lots.c.expires_at > func.now())
-        .order_by(lots.c.expires_at, lots.c.earned_at, lots.c.lot_id)
+        .order_by(lots.c.expires_at, lots.c.earned_at, _spending_rank(lots.c.source), lots.c.lot_id)
     )
     return [LotView(**row._mapping) for row in rows]
