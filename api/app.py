@@ -22,6 +22,7 @@ from api.controllers.member_points import HqPointsController, MemberPointsContro
 from api.controllers.members import MemberController
 from api.controllers.merchants import MerchantController
 from api.controllers.problems import ProblemController
+from api.controllers.settlement import HqSettlementController, StatementController
 from api.dependencies import provide_principal, provide_settings, provide_transaction
 from api.problems import EXCEPTION_HANDLERS, JsonRequest
 from shared.database.bootstrap import async_url, database_url
@@ -68,6 +69,8 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
             LedgerController,
             MemberPointsController,
             HqPointsController,
+            StatementController,
+            HqSettlementController,
         ],
         lifespan=[database],
         state=State({"settings": settings, "engine": engine}),

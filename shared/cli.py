@@ -163,6 +163,21 @@ def jobs_tiers() -> None:
     console.print(f"members requalified: {changed}")
 
 
+@jobs_app.command("settle")
+def jobs_settle() -> None:
+    """Close every settlement period that has ended (idempotent), oldest first."""
+    from shared.settlement.closing import close_due_periods
+
+    closed = _run_with_engine(lambda engine: close_due_periods(engine, get_settings().program))
+    for period in closed:
+        console.print(
+            f"closed {period.label}: {period.transactions} transactions, "
+            f"{period.statements} statements"
+        )
+    if not closed:
+        console.print("no period to close")
+
+
 @jobs_app.command("loop")
 def jobs_loop(
     interval: int = typer.Option(300, min=5, help="Seconds between two rounds."),
@@ -173,6 +188,7 @@ def jobs_loop(
     while True:
         jobs_expire(batch_size=5000)
         jobs_tiers()
+        jobs_settle()
         done += 1
         if rounds and done >= rounds:
             return

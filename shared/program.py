@@ -66,6 +66,19 @@ class ProgramRules(BaseModel):
     excluded_categories: tuple[str, ...] = ("tobacco", "gift_card", "lottery")
     tiers: tuple[Tier, ...] = DEFAULT_TIERS
     tier_validity_months: int = Field(default=12, ge=1)
+    time_zone: str = Field(
+        default="UTC", description="The programme's time zone: settlement periods follow it."
+    )
+    settlement_period: Literal["daily", "weekly", "monthly"] = "monthly"
+    breakage_share_percent: Decimal = Field(
+        default=Decimal("0"),
+        ge=0,
+        le=100,
+        description=(
+            "Share of the breakage on merchant-funded points that HQ gives back to the funding"
+            " merchant, at its issuance price (0: HQ keeps all breakage)."
+        ),
+    )
     global_holdout_bps: int = Field(
         default=200,
         ge=0,
@@ -80,6 +93,17 @@ class ProgramRules(BaseModel):
         if not tiers or thresholds[0] != 0 or thresholds != sorted(set(thresholds)):
             raise ValueError("tiers start at threshold 0 and ascend strictly")
         return tiers
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_time_zone(cls, name: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r}") from None
+        return name
 
     def tier(self, name: str) -> Tier:
         for tier in self.tiers:

@@ -430,3 +430,81 @@ Index(
     campaign_assignments.c.arm,
 )
 Index("ix_lots_campaign", lots.c.campaign_id, postgresql_where=lots.c.campaign_id.is_not(None))
+
+
+# --- Settlement (docs/settlement.md) -----------------------------------------------------
+# A closed period, its statements and their lines never change: the close job writes them
+# once. Which transactions a period settled is recorded row by row, so each transaction is
+# settled exactly once (a late one lands in the next period still open).
+
+settlement_periods = Table(
+    "settlement_periods",
+    metadata,
+    Column("period_id", UUID(as_uuid=True), primary_key=True),
+    Column("starts_at", DateTime(timezone=True), nullable=False, unique=True),
+    Column("ends_at", DateTime(timezone=True), nullable=False),
+    Column("length", Text, nullable=False),
+    Column("time_zone", Text, nullable=False),
+    Column("closed_at", DateTime(timezone=True), nullable=False),
+    Column("transactions", BigInteger, nullable=False),
+    CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+)
+
+settled_transactions = Table(
+    "settled_transactions",
+    metadata,
+    Column("member_id", UUID(as_uuid=True), primary_key=True),
+    Column("transaction_id", UUID(as_uuid=True), primary_key=True),
+    Column(
+        "period_id",
+        UUID(as_uuid=True),
+        ForeignKey("settlement_periods.period_id"),
+        nullable=False,
+    ),
+)
+Index("ix_settled_transactions_period", settled_transactions.c.period_id)
+
+statements = Table(
+    "statements",
+    metadata,
+    Column("statement_id", UUID(as_uuid=True), primary_key=True),
+    Column(
+        "period_id", UUID(as_uuid=True), ForeignKey("settlement_periods.period_id"), nullable=False
+    ),
+    Column("merchant_id", UUID(as_uuid=True), ForeignKey("merchants.merchant_id"), nullable=False),
+    Column("currency", Text, nullable=False),
+    # Positive: the merchant pays HQ; negative: HQ pays the merchant.
+    Column("net_minor", BigInteger, nullable=False),
+    Column("issuance_price", Numeric(18, 6), nullable=False),  # terms in force at the close
+    Column("redemption_rate", Numeric(18, 6), nullable=False),
+    UniqueConstraint("period_id", "merchant_id"),
+)
+
+statement_lines = Table(
+    "statement_lines",
+    metadata,
+    Column(
+        "statement_id", UUID(as_uuid=True), ForeignKey("statements.statement_id"), primary_key=True
+    ),
+    Column("line", Text, primary_key=True),
+    Column("points", BigInteger, nullable=False),
+    Column("rate", Numeric(18, 6), nullable=False),  # money per point, signed as charged
+    Column("amount_minor", BigInteger, nullable=False),
+    # For corrections: points per period of the transactions they correct.
+    Column("corrects", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+)
+
+clearing_lines = Table(
+    "clearing_lines",
+    metadata,
+    Column(
+        "period_id",
+        UUID(as_uuid=True),
+        ForeignKey("settlement_periods.period_id"),
+        primary_key=True,
+    ),
+    Column("issuing_merchant_id", UUID(as_uuid=True), primary_key=True),
+    Column("redeeming_merchant_id", UUID(as_uuid=True), primary_key=True),
+    Column("points", BigInteger, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),  # points x the redeemer's rate
+)

@@ -22,8 +22,6 @@ from datetime import UTC, datetime
 
 import psycopg
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from seed.behaviour import draw_members, draw_purchases
 from seed.bulk import Sink, insert_network
@@ -34,18 +32,11 @@ from seed.network import build_network, moment
 from seed.replay import ShardReplay
 from shared import members as members_service
 from shared.access import SYSTEM, Principal, Role
-from shared.database.bootstrap import async_url
 from shared.identifiers import IdentifierKind
 from shared.ledger import corrections, earning, expiry, redemption, tiers
 from shared.ledger.rules import LineItem
 from shared.members import Consents, IdentifierInput, MemberRef, Profile
-
-FAKE_CLOCK = """
-CREATE SCHEMA IF NOT EXISTS faketime;
-CREATE TABLE IF NOT EXISTS faketime.clock (now timestamptz NOT NULL);
-CREATE OR REPLACE FUNCTION faketime.now() RETURNS timestamptz
-    LANGUAGE sql STABLE AS 'SELECT now FROM faketime.clock';
-"""
+from tests.integration.clock import clock_engine, set_clock
 
 
 def replayed_network(test_settings):
@@ -80,10 +71,7 @@ class ServicePlayer:
         self.jobs_run: set[int] = set()
 
     async def at(self, epoch_seconds: int, call):
-        async with self.engine.begin() as connection:
-            await connection.execute(
-                text("UPDATE faketime.clock SET now = :now"), {"now": moment(epoch_seconds)}
-            )
+        await set_clock(self.engine, moment(epoch_seconds))
         async with self.engine.begin() as connection:
             return await call(connection)
 
@@ -101,10 +89,7 @@ class ServicePlayer:
         await handler(at, ledger, *arguments)
 
     async def run_jobs(self, at: int) -> None:
-        async with self.engine.begin() as connection:
-            await connection.execute(
-                text("UPDATE faketime.clock SET now = :now"), {"now": moment(at)}
-            )
+        await set_clock(self.engine, moment(at))
         await redemption.finalise_expired_holds(self.engine)
         await expiry.expire_due_lots(self.engine)
         await tiers.requalify_due(self.engine, self.rules)
@@ -367,23 +352,12 @@ async def test_bulk_rows_equal_what_the_services_write(database_url, test_settin
         "attach_email",
     }, "the scenario exercises every kind of service call"
     with psycopg.connect(conninfo(database_url)) as connection:
-        connection.execute(FAKE_CLOCK)
-        connection.execute("DELETE FROM faketime.clock")
-        connection.execute("INSERT INTO faketime.clock VALUES (now())")
         insert_network(connection, network)
-    engine = create_async_engine(
-        async_url(database_url),
-        connect_args={"server_settings": {"search_path": "faketime, pg_catalog, public"}},
-    )
-    try:
+    async with clock_engine(database_url) as engine:
         player = ServicePlayer(engine, network, shard_members, network.rules, test_settings)
         ordered = sorted(enumerate(actions), key=lambda item: (item[1][0], item[0]))
         for _, action in ordered:
             await player.play(action)
-    finally:
-        await engine.dispose()
-        with psycopg.connect(conninfo(database_url), autocommit=True) as connection:
-            connection.execute("DROP SCHEMA faketime CASCADE")
 
     bulk_tables = as_dicts(kept)
     service_tables = read_tables(database_url)

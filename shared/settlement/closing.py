@@ -1,0 +1,304 @@
+"""`coalition jobs settle`: close every settlement period that has ended, oldest first.
+
+Closing a period, in one database transaction:
+1. record which transactions it settles: every transaction posted before the period's end
+   that no earlier period settled (so a late one lands in the first period still open);
+2. sum their postings per merchant and write one statement per merchant, with its lines
+   (shared/settlement/rules.py) at the merchant's terms in force at the close;
+3. write the clearing matrix: points earned at A and redeemed at B, from the allocations.
+
+Idempotent: a period is closed once (its start is unique, the job holds an advisory lock),
+and a closed period's rows are never updated. A period is closed only `CLOSE_DELAY` after
+its end, so that no transaction dated before the end is still in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from shared.program import CURRENCY_EXPONENTS, ProgramRules
+from shared.settlement import periods
+from shared.settlement.rules import (
+    CORRECTIONS,
+    REDEMPTION_REVERSALS,
+    REFUND_CLAWBACKS,
+    MerchantActivity,
+    money_minor,
+    net_minor,
+    statement_lines,
+)
+
+CLOSE_DELAY = timedelta(minutes=10)
+NETWORK = uuid.UUID(int=0)  # the clearing matrix's issuer for points HQ issued itself
+_LOCK_ID = 0x5E771E
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedPeriod:
+    period_id: uuid.UUID
+    label: str
+    starts_at: datetime
+    ends_at: datetime
+    transactions: int
+    statements: int
+
+
+_SETTLE_SQL = """
+INSERT INTO settled_transactions (member_id, transaction_id, period_id)
+SELECT t.member_id, t.transaction_id, :period_id
+FROM ledger_transactions t
+WHERE t.posted_at < :ends_at AND t.posted_at >= :scan_from
+  AND NOT EXISTS (
+    SELECT 1 FROM settled_transactions s
+    WHERE s.member_id = t.member_id AND s.transaction_id = t.transaction_id)
+"""
+_POSTINGS_SQL = """
+SELECT p.merchant_id, p.account, t.kind, sum(p.amount) AS points
+FROM settled_transactions s
+JOIN ledger_transactions t USING (member_id, transaction_id)
+JOIN postings p USING (member_id, transaction_id)
+WHERE s.period_id = :period_id AND p.merchant_id IS NOT NULL
+  AND p.account IN ('issued', 'redeemed')
+GROUP BY 1, 2, 3
+"""
+_CAMPAIGN_SQL = """
+SELECT l.funder_merchant_id AS merchant_id, sum(l.original) AS points
+FROM lots l
+JOIN settled_transactions s ON s.member_id = l.member_id AND s.transaction_id = l.transaction_id
+WHERE s.period_id = :period_id AND l.campaign_id IS NOT NULL
+  AND l.funder_merchant_id IS NOT NULL
+GROUP BY 1
+"""
+_EXPIRED_FUNDED_SQL = """
+SELECT l.funder_merchant_id AS merchant_id, sum(a.points) AS points
+FROM settled_transactions s
+JOIN allocations a USING (member_id, transaction_id)
+JOIN lots l ON l.member_id = a.member_id AND l.lot_id = a.lot_id
+WHERE s.period_id = :period_id AND a.kind = 'expiry' AND l.funder_merchant_id IS NOT NULL
+GROUP BY 1
+"""
+# Corrections, per period of the transaction they correct (this one when not yet settled).
+_CORRECTED_PERIODS_SQL = """
+SELECT p.merchant_id, t.kind, coalesce(sp.starts_at, :starts_at) AS corrected_start,
+       sum(p.amount) AS points
+FROM settled_transactions s
+JOIN ledger_transactions t USING (member_id, transaction_id)
+JOIN postings p USING (member_id, transaction_id)
+LEFT JOIN settled_transactions so
+  ON so.member_id = t.member_id AND so.transaction_id = t.original_transaction_id
+LEFT JOIN settlement_periods sp ON sp.period_id = so.period_id
+WHERE s.period_id = :period_id AND t.kind IN ('refund', 'reversal')
+  AND p.merchant_id IS NOT NULL AND p.account IN ('issued', 'redeemed')
+GROUP BY 1, 2, 3
+"""
+_CLEARING_SQL = """
+SELECT coalesce(a.issuing_merchant_id, :network) AS issuing, a.redeeming_merchant_id AS redeeming,
+       sum(a.points) AS points
+FROM settled_transactions s
+JOIN allocations a USING (member_id, transaction_id)
+WHERE s.period_id = :period_id AND a.kind IN ('redemption', 'reversal')
+GROUP BY 1, 2
+HAVING sum(a.points) <> 0
+"""
+
+
+async def close_due_periods(
+    engine: AsyncEngine, rules: ProgramRules, close_delay: timedelta = CLOSE_DELAY
+) -> list[ClosedPeriod]:
+    closed = []
+    while True:
+        async with engine.begin() as connection:
+            period = await _close_next(connection, rules, close_delay)
+        if period is None:
+            return closed
+        closed.append(period)
+
+
+async def _close_next(
+    connection: AsyncConnection, rules: ProgramRules, close_delay: timedelta
+) -> ClosedPeriod | None:
+    await connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
+    now = await connection.scalar(text("SELECT now()"))
+    last = (
+        await connection.execute(
+            text(
+                "SELECT starts_at, ends_at FROM settlement_periods ORDER BY starts_at DESC LIMIT 1"
+            )
+        )
+    ).one_or_none()
+    if last is None:
+        first_posted = await connection.scalar(
+            text("SELECT min(posted_at) FROM ledger_transactions")
+        )
+        if first_posted is None:
+            return None
+        starts_at = periods.period_start(first_posted, rules.settlement_period, rules.time_zone)
+        scan_from = datetime.min.replace(tzinfo=starts_at.tzinfo)
+    else:
+        starts_at, scan_from = last.ends_at, last.starts_at
+    ends_at = periods.next_period_start(starts_at, rules.settlement_period, rules.time_zone)
+    if ends_at + close_delay > now:
+        return None
+    period_id = uuid.uuid4()
+    await connection.execute(
+        text(
+            "INSERT INTO settlement_periods (period_id, starts_at, ends_at, length, time_zone,"
+            " closed_at, transactions) VALUES (:period_id, :starts_at, :ends_at, :length,"
+            " :time_zone, :now, 0)"
+        ),
+        {
+            "period_id": period_id, "starts_at": starts_at, "ends_at": ends_at,
+            "length": rules.settlement_period, "time_zone": rules.time_zone, "now": now,
+        },
+    )  # fmt: skip
+    settled = (
+        await connection.execute(
+            text(_SETTLE_SQL),
+            {"period_id": period_id, "ends_at": ends_at, "scan_from": scan_from},
+        )
+    ).rowcount
+    await connection.execute(
+        text("UPDATE settlement_periods SET transactions = :n WHERE period_id = :period_id"),
+        {"n": settled, "period_id": period_id},
+    )
+    statements = await _write_statements(connection, rules, period_id, starts_at)
+    await _write_clearing(connection, period_id)
+    return ClosedPeriod(
+        period_id,
+        periods.label(starts_at, rules.settlement_period, rules.time_zone),
+        starts_at,
+        ends_at,
+        settled,
+        statements,
+    )
+
+
+async def _activity(connection: AsyncConnection, period_id: uuid.UUID) -> dict:
+    parameters = {"period_id": period_id}
+    fields: dict[uuid.UUID, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for row in await connection.execute(text(_POSTINGS_SQL), parameters):
+        merchant = fields[row.merchant_id]
+        points = int(row.points)
+        if row.account == "issued":
+            if row.kind == "refund":
+                merchant["clawed_back"] += points  # the refund gives the points back
+            else:
+                merchant["issued"] -= points  # issuing credits the member, debits the funder
+        elif row.kind == "reversal":
+            merchant["reversed"] -= points
+        else:
+            merchant["redeemed"] += points
+    for row in await connection.execute(text(_CAMPAIGN_SQL), parameters):
+        fields[row.merchant_id]["campaign"] += int(row.points)
+    for row in await connection.execute(text(_EXPIRED_FUNDED_SQL), parameters):
+        fields[row.merchant_id]["expired_funded"] += int(row.points)
+    return {merchant: MerchantActivity(**values) for merchant, values in fields.items()}
+
+
+async def _corrected_periods(
+    connection: AsyncConnection, period_id: uuid.UUID, starts_at: datetime, rules: ProgramRules
+) -> dict[tuple[uuid.UUID, str], dict[str, int]]:
+    corrected: dict[tuple[uuid.UUID, str], dict[str, int]] = defaultdict(dict)
+    rows = await connection.execute(
+        text(_CORRECTED_PERIODS_SQL), {"period_id": period_id, "starts_at": starts_at}
+    )
+    for row in rows:
+        line = REFUND_CLAWBACKS if row.kind == "refund" else REDEMPTION_REVERSALS
+        label = periods.label(row.corrected_start, rules.settlement_period, rules.time_zone)
+        # Statement sign: a clawback lowers issued points, a reversal lowers redeemed ones.
+        points = -int(row.points) if line == REFUND_CLAWBACKS else int(row.points)
+        corrected[(row.merchant_id, line)][label] = points
+    return corrected
+
+
+async def _write_statements(
+    connection: AsyncConnection, rules: ProgramRules, period_id: uuid.UUID, starts_at: datetime
+) -> int:
+    activity = await _activity(connection, period_id)
+    corrected = await _corrected_periods(connection, period_id, starts_at, rules)
+    merchants = (
+        await connection.execute(
+            text("SELECT merchant_id, currency, issuance_price, redemption_rate FROM merchants")
+        )
+    ).all()
+    for merchant in merchants:
+        lines = statement_lines(
+            activity.get(merchant.merchant_id, MerchantActivity()),
+            issuance_price=Decimal(merchant.issuance_price),
+            redemption_rate=Decimal(merchant.redemption_rate),
+            breakage_share_percent=rules.breakage_share_percent,
+            exponent=CURRENCY_EXPONENTS.get(merchant.currency, 2),
+        )
+        statement_id = uuid.uuid4()
+        await connection.execute(
+            text(
+                "INSERT INTO statements (statement_id, period_id, merchant_id, currency,"
+                " net_minor, issuance_price, redemption_rate) VALUES (:statement_id, :period_id,"
+                " :merchant_id, :currency, :net, :issuance_price, :redemption_rate)"
+            ),
+            {
+                "statement_id": statement_id, "period_id": period_id,
+                "merchant_id": merchant.merchant_id, "currency": merchant.currency,
+                "net": net_minor(lines), "issuance_price": merchant.issuance_price,
+                "redemption_rate": merchant.redemption_rate,
+            },
+        )  # fmt: skip
+        if lines:
+            await connection.execute(
+                text(
+                    "INSERT INTO statement_lines (statement_id, line, points, rate, amount_minor,"
+                    " corrects) VALUES (:statement_id, :line, :points, :rate, :amount,"
+                    " CAST(:corrects AS jsonb))"
+                ),
+                [
+                    {
+                        "statement_id": statement_id, "line": line.line, "points": line.points,
+                        "rate": line.rate, "amount": line.amount_minor,
+                        "corrects": json.dumps(
+                            corrected.get((merchant.merchant_id, line.line), {})
+                            if line.line in CORRECTIONS else {}
+                        ),
+                    }
+                    for line in lines
+                ],
+            )  # fmt: skip
+    return len(merchants)
+
+
+async def _write_clearing(connection: AsyncConnection, period_id: uuid.UUID) -> None:
+    rates = {
+        row.merchant_id: (Decimal(row.redemption_rate), row.currency)
+        for row in await connection.execute(
+            text("SELECT merchant_id, redemption_rate, currency FROM merchants")
+        )
+    }
+    rows = (
+        await connection.execute(text(_CLEARING_SQL), {"period_id": period_id, "network": NETWORK})
+    ).all()
+    if not rows:
+        return
+    await connection.execute(
+        text(
+            "INSERT INTO clearing_lines (period_id, issuing_merchant_id, redeeming_merchant_id,"
+            " points, amount_minor) VALUES (:period_id, :issuing, :redeeming, :points, :amount)"
+        ),
+        [
+            {
+                "period_id": period_id, "issuing": row.issuing, "redeeming": row.redeeming,
+                "points": int(row.points),
+                "amount": money_minor(
+                    int(row.points), rates[row.redeeming][0],
+                    CURRENCY_EXPONENTS.get(rates[row.redeeming][1], 2),
+                ),
+            }
+            for row in rows
+        ],
+    )  # fmt: skip
