@@ -197,17 +197,19 @@ def jobs_loop(
 
 @app.command("audit")
 def audit_command() -> None:
-    """Check every ledger invariant on the live database; exit 1 on any violation."""
+    """Check every ledger and settlement invariant on the live database; exit 1 on any
+    violation."""
     from rich.table import Table
     from sqlalchemy import create_engine
 
-    from shared.ledger.integrity import run_checks
+    from shared.ledger.integrity import CHECKS, run_checks
+    from shared.settlement.reconciliation import CHECKS as SETTLEMENT_CHECKS
 
     engine = create_engine(_database_url())
     with engine.connect() as connection:
-        results = run_checks(connection)
+        results = run_checks(connection, checks=CHECKS + SETTLEMENT_CHECKS)
     engine.dispose()
-    table = Table(title="Ledger audit")
+    table = Table(title="Ledger and settlement audit")
     for column in ("check", "rule", "violations"):
         table.add_column(column)
     for result in results:

@@ -113,9 +113,11 @@ class CheckResult:
         return self.violations == 0
 
 
-def run_checks(connection: Connection, example_limit: int = 5) -> list[CheckResult]:
+def run_checks(
+    connection: Connection, example_limit: int = 5, checks: tuple[Check, ...] = CHECKS
+) -> list[CheckResult]:
     results = []
-    for check in CHECKS:
+    for check in checks:
         rows = connection.execute(text(check.violations_sql)).mappings().all()
         results.append(CheckResult(check, len(rows), [dict(row) for row in rows[:example_limit]]))
     return results

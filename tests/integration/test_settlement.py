@@ -360,3 +360,31 @@ async def test_merchants_read_their_own_statements_only(
         assert {(c["points"], c["amountMinor"]) for c in clearing.json()["cells"]} == {
             (100, 85), (20, 17),
         }  # fmt: skip
+
+
+async def test_the_audit_reconciles_closed_periods_and_catches_a_tampered_statement(
+    worked_example, clean_database
+):
+    from shared.ledger.integrity import CHECKS, run_checks
+    from shared.settlement.reconciliation import CHECKS as SETTLEMENT_CHECKS
+
+    with clean_database.connect() as connection:
+        results = run_checks(connection, checks=CHECKS + SETTLEMENT_CHECKS)
+    assert [r.check.name for r in results if not r.ok] == []
+    with clean_database.begin() as connection:
+        connection.execute(
+            text("UPDATE statement_lines SET points = points + 1 WHERE line = 'points_redeemed'")
+        )
+        # A January transaction goes missing from January's settlement.
+        connection.execute(
+            text(
+                "DELETE FROM settled_transactions WHERE transaction_id = (SELECT transaction_id"
+                " FROM ledger_transactions WHERE posted_at < '2026-02-01' AND kind = 'earn'"
+                " ORDER BY posted_at LIMIT 1)"
+            )
+        )
+    with clean_database.connect() as connection:
+        failed = {
+            r.check.name for r in run_checks(connection, checks=SETTLEMENT_CHECKS) if not r.ok
+        }
+    assert {"settlement complete", "statements = ledger", "clearing = statements"} <= failed
