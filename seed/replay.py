@@ -37,6 +37,44 @@ from shared.ledger.rules import (
 JOB_HOUR_S = 3 * 3600
 NO_MERCHANT = None
 
+
+def base_points(eligible_minor: int, earn_rate: tuple[int, int], minor_per_major: int) -> int:
+    """rules.earn_breakdown's base points, in integers: floor(eligible x rate / 10^exp)."""
+    numerator, denominator = earn_rate
+    return eligible_minor * numerator // (denominator * minor_per_major)
+
+
+def bonus_points(base: int, multiplier: tuple[int, int]) -> int:
+    """rules.earn_breakdown's tier bonus (and a multiplier campaign's): floor(base x (m - 1))."""
+    numerator, denominator = multiplier
+    return base * (numerator - denominator) // denominator
+
+
+def split_points_and_cash(
+    amount_minor: int, point_value: tuple[int, int], available: int
+) -> tuple[int, int]:
+    """rules.points_and_cash in integers: (points, cash in minor units, rounded up)."""
+    points = max(min(points_payable(amount_minor, point_value), available), 0)
+    return points, cash_after_points(amount_minor, point_value, points)
+
+
+def points_payable(amount_minor: int, point_value: tuple[int, int]) -> int:
+    """The most points a purchase can take: floor(amount / point value)."""
+    numerator, denominator = point_value
+    return amount_minor * denominator // numerator
+
+
+def value_of_points(points: int, point_value: tuple[int, int]) -> int:
+    """rules.points_value_minor in integers: what the points pay for, rounded down."""
+    numerator, denominator = point_value
+    return points * numerator // denominator
+
+
+def cash_after_points(amount_minor: int, point_value: tuple[int, int], points: int) -> int:
+    numerator, denominator = point_value
+    return -(-(amount_minor * denominator - points * numerator) // denominator)
+
+
 # Event kinds, in the order they run when they share a second.
 ENROL, PROFILE, CREDIT, CAPTURE, VOID, REVERSAL, REFUND, PURCHASE = range(8)
 
@@ -353,11 +391,9 @@ class MemberReplay:
             amount for amount, category in line_items if category in rules.excluded_categories
         )
         eligible = max(amount_minor - excluded, 0)
-        rate_num, rate_den = merchant.earn_ratio
-        base = eligible * rate_num // (rate_den * network.currency_scale)
+        base = base_points(eligible, merchant.earn_ratio, network.currency_scale)
         tier = tiers[self.tier]
-        multiplier_num, multiplier_den = self.shard.tier_ratios[self.tier]
-        tier_bonus = base * (multiplier_num - multiplier_den) // multiplier_den
+        tier_bonus = bonus_points(base, self.shard.tier_ratios[self.tier])
         qualifying = self.qualifying(now) + base
         available_at = max(now + merchant.pending_days * DAY, now)
         expires_at = network.calendar.plus_months(now, rules.expiry_months)
@@ -491,12 +527,11 @@ class MemberReplay:
             return None
         available = self.available(now)
         cash = 0
-        value_num, value_den = self.shard.point_value_ratio
         requested = points
         if purchase_minor is not None:
-            payable = purchase_minor * value_den // value_num
-            points = max(min(payable, available), 0)
-            cash = -(-(purchase_minor * value_den - points * value_num) // value_den)
+            points, cash = split_points_and_cash(
+                purchase_minor, self.shard.point_value_ratio, available
+            )
             if points == 0:
                 return None
         if points < self.rules.min_redemption_points or points > available:
@@ -516,9 +551,8 @@ class MemberReplay:
 
     def _post_redemption(self, now, merchant, plan, points, *, kind, store_id,
                          amount_minor=None, cash_minor=0, hold_id=None) -> uuid.UUID:  # fmt: skip
-        value_num, value_den = self.shard.point_value_ratio
         details = json.dumps({
-            "valueMinor": points * value_num // value_den,
+            "valueMinor": value_of_points(points, self.shard.point_value_ratio),
             "cashMinor": cash_minor,
             "pointValueMinor": str(self.rules.point_value_minor),
         })  # fmt: skip
@@ -750,8 +784,7 @@ class ShardReplay:
     def campaign_points(self, campaign, base: int, eligible_minor: int) -> int:
         """The bonus a treated member earns on one purchase (issue 6 owns these rules)."""
         if campaign.kind == "multiplier":
-            numerator, denominator = Decimal(campaign.terms["multiplier"]).as_integer_ratio()
-            return base * (numerator - denominator) // denominator
+            return bonus_points(base, Decimal(campaign.terms["multiplier"]).as_integer_ratio())
         if eligible_minor >= int(campaign.terms.get("minSpendMinor", 0)):
             return int(campaign.terms["bonusPoints"])
         return 0
@@ -894,8 +927,8 @@ class MemberTimeline:
         elif kind == CAPTURE:
             hold, points, row, amount = payload
             if ledger.capture(at, hold, points) is not None:
-                value_num, value_den = self.shard.point_value_ratio
-                self.earn_cash_part(at, row, amount - points * value_num // value_den)
+                value = value_of_points(points, self.shard.point_value_ratio)
+                self.earn_cash_part(at, row, amount - value)
         elif kind == VOID:
             hold, row, amount = payload
             if ledger.void(at, hold):
@@ -943,8 +976,7 @@ class MemberTimeline:
         if surge is not None and surge.start_s <= at < surge.end_s:
             threshold = int(threshold / surge.magnitude)
         rules = network.rules
-        value_num, value_den = shard.point_value_ratio
-        payable = amount * value_den // value_num
+        payable = points_payable(amount, shard.point_value_ratio)
         if ledger.debt == 0 and payable >= rules.min_redemption_points:
             available = ledger.available(at)
             if available >= max(threshold, rules.min_redemption_points):
@@ -958,7 +990,7 @@ class MemberTimeline:
                     if redemption is not None:
                         self.maybe_reverse(at, redemption)
                         points = sum(take for _, take in redemption.taken)
-                        cash = -(-(amount * value_den - points * value_num) // value_den)
+                        cash = cash_after_points(amount, shard.point_value_ratio, points)
                         self.earn_cash_part(at + 1, row, cash)
                         return
                 else:
@@ -966,7 +998,8 @@ class MemberTimeline:
                     redemption = ledger.redeem(at, merchant, store_id, points, None)
                     if redemption is not None:
                         self.maybe_reverse(at, redemption)
-                        self.earn_cash_part(at + 1, row, amount - points * value_num // value_den)
+                        value = value_of_points(points, shard.point_value_ratio)
+                        self.earn_cash_part(at + 1, row, amount - value)
                         return
         self.earn_cash_part(at, row, amount, with_lines=True)
 

@@ -1,0 +1,92 @@
+"""Settlement's pure rules: rounding, signs, periods."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.settlement.periods import label, next_period_start, period_start
+from shared.settlement.rules import MerchantActivity, money_minor, net_minor, statement_lines
+
+
+def test_money_rounds_half_away_from_zero_once():
+    assert money_minor(50, Decimal("0.0055"), 2) == 28  # 27.5 cents
+    assert money_minor(-50, Decimal("0.0055"), 2) == -28
+    assert money_minor(49, Decimal("0.0055"), 2) == 27  # 26.95
+    assert money_minor(1, Decimal("0.004999"), 2) == 0
+    assert money_minor(3, Decimal("0.333333"), 0) == 1  # a zero-decimal currency (JPY)
+
+
+def test_statement_lines_carry_the_signs_of_who_pays_whom():
+    lines = statement_lines(
+        MerchantActivity(issued=140, campaign=40, clawed_back=10, redeemed=70, reversed=5,
+                         expired_funded=20),
+        issuance_price=Decimal("0.01"), redemption_rate=Decimal("0.008"),
+        breakage_share_percent=Decimal("25"), exponent=2,
+    )  # fmt: skip
+    assert [(line.line, line.points, line.amount_minor) for line in lines] == [
+        ("points_issued", 100, 100),
+        ("campaign_points", 40, 40),
+        ("refund_clawbacks", -10, -10),
+        ("points_redeemed", 70, -56),
+        ("redemption_reversals", -5, 4),
+        ("breakage_share", 20, -5),
+    ]
+    assert net_minor(lines) == 73
+
+
+def test_a_quiet_merchant_has_no_lines_and_no_share_without_a_policy():
+    assert statement_lines(
+        MerchantActivity(expired_funded=500), issuance_price=Decimal("0.01"),
+        redemption_rate=Decimal("0.008"), breakage_share_percent=Decimal("0"), exponent=2,
+    ) == []  # fmt: skip
+
+
+@given(
+    st.integers(0, 10**9), st.integers(0, 10**9), st.integers(0, 10**9),
+    st.decimals(min_value=0, max_value=1, places=6),
+    st.decimals(min_value=0, max_value=1, places=6),
+)  # fmt: skip
+def test_no_minor_unit_is_lost_between_lines_and_total(issued, redeemed, clawed, price, rate):
+    lines = statement_lines(
+        MerchantActivity(issued=issued, clawed_back=clawed, redeemed=redeemed),
+        issuance_price=price, redemption_rate=rate, breakage_share_percent=Decimal("0"),
+        exponent=2,
+    )  # fmt: skip
+    assert net_minor(lines) == sum(line.amount_minor for line in lines)
+    for line in lines:
+        exact = Decimal(line.points) * line.rate * 100
+        assert abs(exact - line.amount_minor) <= Decimal("0.5")
+
+
+def test_periods_follow_the_programme_time_zone_across_daylight_saving():
+    moment = datetime(2026, 3, 29, 12, tzinfo=UTC)  # the day Paris moves to summer time
+    start = period_start(moment, "daily", "Europe/Paris")
+    assert start == datetime(2026, 3, 28, 23, tzinfo=UTC)
+    assert next_period_start(start, "daily", "Europe/Paris") == datetime(
+        2026, 3, 29, 22, tzinfo=UTC
+    )
+    week = period_start(moment, "weekly", "Europe/Paris")
+    assert (week, label(week, "weekly", "Europe/Paris")) == (
+        datetime(2026, 3, 22, 23, tzinfo=UTC), "2026-W13",
+    )  # fmt: skip
+    month = period_start(moment, "monthly", "America/New_York")
+    assert month == datetime(2026, 3, 1, 5, tzinfo=UTC)
+    assert next_period_start(month, "monthly", "America/New_York") == datetime(
+        2026, 4, 1, 4, tzinfo=UTC
+    )
+    assert label(month, "monthly", "America/New_York") == "2026-03"
+
+
+@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2090, 1, 1),
+                    timezones=st.just(UTC)),
+       st.sampled_from(["daily", "weekly", "monthly"]),
+       st.sampled_from(["UTC", "Europe/Paris", "America/New_York", "Asia/Shanghai"]))  # fmt: skip
+def test_every_moment_is_in_exactly_one_period(moment, length, zone):
+    start = period_start(moment, length, zone)
+    end = next_period_start(start, length, zone)
+    assert start <= moment < end
+    assert period_start(end, length, zone) == end
