@@ -17,13 +17,12 @@ import numpy as np
 
 from seed.bulk import SeedReport
 from seed.network import moment
-from shared.settings import PROJECT_ROOT
-
-TRUTH_DIR = PROJECT_ROOT / ".coalition" / "ground-truth"
+from shared.settings import get_settings
 
 
 def default_path(database: str) -> Path:
-    return TRUTH_DIR / f"{database}.json"
+    """Beside the data: in the data directory the embedded server also uses."""
+    return Path(get_settings().data_dir) / "ground-truth" / f"{database}.json"
 
 
 def truth_document(report: SeedReport, member_file: Path) -> dict:
