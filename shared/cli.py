@@ -282,6 +282,7 @@ def up(
             f"  {report.total('members'):,} members, "
             f"{report.total('ledger_transactions'):,} transactions; ground truth: {truth_path}"
         )
+        jobs_settle()  # the demo's history comes with its closed periods
     credentials = _run_async(issue_demo_credentials)
     env = _children_env(url)
     python = sys.executable
