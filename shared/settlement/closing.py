@@ -60,13 +60,18 @@ WHERE t.posted_at < :ends_at AND t.posted_at >= :scan_from
     SELECT 1 FROM settled_transactions s
     WHERE s.member_id = t.member_id AND s.transaction_id = t.transaction_id)
 """
+# A merchant's issued postings are negative for issuance and positive for refund
+# clawbacks; its redeemed postings positive for redemptions and negative for reversals: the
+# sign says which, without reading the transactions. Settled transactions (and their
+# postings and allocations) were posted in [scan_from, ends_at), which lets the planner
+# range-scan instead of looking up a million transactions one by one.
 _POSTINGS_SQL = """
-SELECT p.merchant_id, p.account, t.kind, sum(p.amount) AS points
-FROM settled_transactions s
-JOIN ledger_transactions t USING (member_id, transaction_id)
-JOIN postings p USING (member_id, transaction_id)
+SELECT p.merchant_id, p.account, p.amount > 0 AS positive, sum(p.amount) AS points
+FROM postings p
+JOIN settled_transactions s USING (member_id, transaction_id)
 WHERE s.period_id = :period_id AND p.merchant_id IS NOT NULL
   AND p.account IN ('issued', 'redeemed')
+  AND p.posted_at >= :scan_from AND p.posted_at < :ends_at
 GROUP BY 1, 2, 3
 """
 _CAMPAIGN_SQL = """
@@ -79,32 +84,35 @@ GROUP BY 1
 """
 _EXPIRED_FUNDED_SQL = """
 SELECT l.funder_merchant_id AS merchant_id, sum(a.points) AS points
-FROM settled_transactions s
-JOIN allocations a USING (member_id, transaction_id)
+FROM allocations a
+JOIN settled_transactions s USING (member_id, transaction_id)
 JOIN lots l ON l.member_id = a.member_id AND l.lot_id = a.lot_id
 WHERE s.period_id = :period_id AND a.kind = 'expiry' AND l.funder_merchant_id IS NOT NULL
+  AND a.posted_at >= :scan_from AND a.posted_at < :ends_at
 GROUP BY 1
 """
 # Corrections, per period of the transaction they correct (this one when not yet settled).
 _CORRECTED_PERIODS_SQL = """
 SELECT p.merchant_id, t.kind, coalesce(sp.starts_at, :starts_at) AS corrected_start,
        sum(p.amount) AS points
-FROM settled_transactions s
-JOIN ledger_transactions t USING (member_id, transaction_id)
+FROM ledger_transactions t
+JOIN settled_transactions s USING (member_id, transaction_id)
 JOIN postings p USING (member_id, transaction_id)
 LEFT JOIN settled_transactions so
   ON so.member_id = t.member_id AND so.transaction_id = t.original_transaction_id
 LEFT JOIN settlement_periods sp ON sp.period_id = so.period_id
 WHERE s.period_id = :period_id AND t.kind IN ('refund', 'reversal')
+  AND t.posted_at >= :scan_from AND t.posted_at < :ends_at
   AND p.merchant_id IS NOT NULL AND p.account IN ('issued', 'redeemed')
 GROUP BY 1, 2, 3
 """
 _CLEARING_SQL = """
 SELECT coalesce(a.issuing_merchant_id, :network) AS issuing, a.redeeming_merchant_id AS redeeming,
        sum(a.points) AS points
-FROM settled_transactions s
-JOIN allocations a USING (member_id, transaction_id)
+FROM allocations a
+JOIN settled_transactions s USING (member_id, transaction_id)
 WHERE s.period_id = :period_id AND a.kind IN ('redemption', 'reversal')
+  AND a.posted_at >= :scan_from AND a.posted_at < :ends_at
 GROUP BY 1, 2
 HAVING sum(a.points) <> 0
 """
@@ -169,8 +177,11 @@ async def _close_next(
         text("UPDATE settlement_periods SET transactions = :n WHERE period_id = :period_id"),
         {"n": settled, "period_id": period_id},
     )
-    statements = await _write_statements(connection, rules, period_id, starts_at)
-    await _write_clearing(connection, period_id)
+    # The period's rows were just written: fresh statistics let the planner hash-join them.
+    await connection.execute(text("ANALYZE settled_transactions"))
+    window = {"period_id": period_id, "scan_from": scan_from, "ends_at": ends_at}
+    statements = await _write_statements(connection, rules, window, starts_at)
+    await _write_clearing(connection, window)
     return ClosedPeriod(
         period_id,
         periods.label(starts_at, rules.settlement_period, rules.time_zone),
@@ -181,34 +192,33 @@ async def _close_next(
     )
 
 
-async def _activity(connection: AsyncConnection, period_id: uuid.UUID) -> dict:
-    parameters = {"period_id": period_id}
+async def _activity(connection: AsyncConnection, window: dict) -> dict:
     fields: dict[uuid.UUID, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for row in await connection.execute(text(_POSTINGS_SQL), parameters):
+    for row in await connection.execute(text(_POSTINGS_SQL), window):
         merchant = fields[row.merchant_id]
         points = int(row.points)
         if row.account == "issued":
-            if row.kind == "refund":
-                merchant["clawed_back"] += points  # the refund gives the points back
+            if row.positive:
+                merchant["clawed_back"] += points  # a refund gives the points back
             else:
                 merchant["issued"] -= points  # issuing credits the member, debits the funder
-        elif row.kind == "reversal":
-            merchant["reversed"] -= points
-        else:
+        elif row.positive:
             merchant["redeemed"] += points
-    for row in await connection.execute(text(_CAMPAIGN_SQL), parameters):
+        else:
+            merchant["reversed"] -= points
+    for row in await connection.execute(text(_CAMPAIGN_SQL), {"period_id": window["period_id"]}):
         fields[row.merchant_id]["campaign"] += int(row.points)
-    for row in await connection.execute(text(_EXPIRED_FUNDED_SQL), parameters):
+    for row in await connection.execute(text(_EXPIRED_FUNDED_SQL), window):
         fields[row.merchant_id]["expired_funded"] += int(row.points)
     return {merchant: MerchantActivity(**values) for merchant, values in fields.items()}
 
 
 async def _corrected_periods(
-    connection: AsyncConnection, period_id: uuid.UUID, starts_at: datetime, rules: ProgramRules
+    connection: AsyncConnection, window: dict, starts_at: datetime, rules: ProgramRules
 ) -> dict[tuple[uuid.UUID, str], dict[str, int]]:
     corrected: dict[tuple[uuid.UUID, str], dict[str, int]] = defaultdict(dict)
     rows = await connection.execute(
-        text(_CORRECTED_PERIODS_SQL), {"period_id": period_id, "starts_at": starts_at}
+        text(_CORRECTED_PERIODS_SQL), {**window, "starts_at": starts_at}
     )
     for row in rows:
         line = REFUND_CLAWBACKS if row.kind == "refund" else REDEMPTION_REVERSALS
@@ -220,10 +230,11 @@ async def _corrected_periods(
 
 
 async def _write_statements(
-    connection: AsyncConnection, rules: ProgramRules, period_id: uuid.UUID, starts_at: datetime
+    connection: AsyncConnection, rules: ProgramRules, window: dict, starts_at: datetime
 ) -> int:
-    activity = await _activity(connection, period_id)
-    corrected = await _corrected_periods(connection, period_id, starts_at, rules)
+    period_id = window["period_id"]
+    activity = await _activity(connection, window)
+    corrected = await _corrected_periods(connection, window, starts_at, rules)
     merchants = (
         await connection.execute(
             text("SELECT merchant_id, currency, issuance_price, redemption_rate FROM merchants")
@@ -273,16 +284,15 @@ async def _write_statements(
     return len(merchants)
 
 
-async def _write_clearing(connection: AsyncConnection, period_id: uuid.UUID) -> None:
+async def _write_clearing(connection: AsyncConnection, window: dict) -> None:
+    period_id = window["period_id"]
     rates = {
         row.merchant_id: (Decimal(row.redemption_rate), row.currency)
         for row in await connection.execute(
             text("SELECT merchant_id, redemption_rate, currency FROM merchants")
         )
     }
-    rows = (
-        await connection.execute(text(_CLEARING_SQL), {"period_id": period_id, "network": NETWORK})
-    ).all()
+    rows = (await connection.execute(text(_CLEARING_SQL), {**window, "network": NETWORK})).all()
     if not rows:
         return
     await connection.execute(
