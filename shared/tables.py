@@ -447,6 +447,9 @@ settlement_periods = Table(
     Column("time_zone", Text, nullable=False),
     Column("closed_at", DateTime(timezone=True), nullable=False),
     Column("transactions", BigInteger, nullable=False),
+    # HQ's points for the period (network-funded by kind, expired by funder), computed at
+    # the close like the statements, so that reading them does not rescan the period.
+    Column("network", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     CheckConstraint("ends_at > starts_at", name="ends_after_start"),
 )
 

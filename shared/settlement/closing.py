@@ -118,6 +118,60 @@ HAVING sum(a.points) <> 0
 """
 
 
+# HQ-funded points issued in the period, by kind (HQ campaign bonuses are split off the
+# earn total below), and expired points by funder with the funder's price.
+_NETWORK_FUNDED_SQL = """
+SELECT CASE WHEN t.kind = 'behaviour' THEN 'behaviour_' || t.reason ELSE t.kind END AS kind,
+       -sum(p.amount) AS points
+FROM ledger_transactions t
+JOIN settled_transactions s USING (member_id, transaction_id)
+JOIN postings p USING (member_id, transaction_id)
+WHERE s.period_id = :period_id AND t.posted_at >= :scan_from AND t.posted_at < :ends_at
+  AND p.merchant_id IS NULL
+  AND ((p.account = 'issued' AND t.kind IN ('earn', 'behaviour'))
+       OR (p.account = 'adjustment' AND t.kind = 'adjustment'))
+GROUP BY 1
+"""
+_HQ_CAMPAIGN_SQL = """
+SELECT coalesce(sum(l.original), 0)
+FROM lots l
+JOIN settled_transactions s ON s.member_id = l.member_id AND s.transaction_id = l.transaction_id
+WHERE s.period_id = :period_id AND l.campaign_id IS NOT NULL AND l.funder_merchant_id IS NULL
+"""
+_EXPIRED_BY_FUNDER_SQL = """
+SELECT l.funder_merchant_id, sum(a.points) AS points
+FROM allocations a
+JOIN settled_transactions s USING (member_id, transaction_id)
+JOIN lots l ON l.member_id = a.member_id AND l.lot_id = a.lot_id
+WHERE s.period_id = :period_id AND a.kind = 'expiry'
+  AND a.posted_at >= :scan_from AND a.posted_at < :ends_at
+GROUP BY 1
+"""
+_FUNDED_KINDS = {"earn": "tier_bonuses", "adjustment": "adjustments"}
+
+
+async def _network_figures(connection: AsyncConnection, window: dict) -> dict:
+    funded: dict[str, int] = {}
+    for row in await connection.execute(text(_NETWORK_FUNDED_SQL), window):
+        funded[_FUNDED_KINDS.get(row.kind, row.kind)] = int(row.points)
+    hq_campaigns = int(
+        await connection.scalar(text(_HQ_CAMPAIGN_SQL), {"period_id": window["period_id"]})
+    )
+    if hq_campaigns:
+        funded["tier_bonuses"] = funded.get("tier_bonuses", 0) - hq_campaigns
+        funded["hq_campaigns"] = hq_campaigns
+    expired = {"network": 0, "merchants": {}}
+    for row in await connection.execute(text(_EXPIRED_BY_FUNDER_SQL), window):
+        if row.funder_merchant_id is None:
+            expired["network"] += int(row.points)
+        else:
+            expired["merchants"][str(row.funder_merchant_id)] = int(row.points)
+    return {
+        "fundedPoints": {kind: points for kind, points in funded.items() if points},
+        "expiredPoints": expired,
+    }
+
+
 async def close_due_periods(
     engine: AsyncEngine, rules: ProgramRules, close_delay: timedelta = CLOSE_DELAY
 ) -> list[ClosedPeriod]:
@@ -182,6 +236,12 @@ async def _close_next(
     window = {"period_id": period_id, "scan_from": scan_from, "ends_at": ends_at}
     statements = await _write_statements(connection, rules, window, starts_at)
     await _write_clearing(connection, window)
+    await connection.execute(
+        text(
+            "UPDATE settlement_periods SET network = CAST(:network AS jsonb) WHERE period_id = :id"
+        ),
+        {"network": json.dumps(await _network_figures(connection, window)), "id": period_id},
+    )
     return ClosedPeriod(
         period_id,
         periods.label(starts_at, rules.settlement_period, rules.time_zone),

@@ -277,32 +277,6 @@ class NetworkView:
     expired_points: dict[str, int]  # by funder: merchants | network
 
 
-_NETWORK_FUNDED_SQL = """
-SELECT CASE
-         WHEN t.kind = 'earn' AND l.campaign_id IS NOT NULL THEN 'hq_campaigns'
-         WHEN t.kind = 'earn' THEN 'tier_bonuses'
-         WHEN t.kind = 'behaviour' THEN 'behaviour_' || t.reason
-         ELSE t.kind
-       END AS funded_kind,
-       sum(l.original) AS points
-FROM settled_transactions s
-JOIN ledger_transactions t USING (member_id, transaction_id)
-JOIN lots l ON l.member_id = t.member_id AND l.transaction_id = t.transaction_id
-WHERE s.period_id = :period_id AND l.funder_merchant_id IS NULL
-  AND l.source IN ('tier_bonus', 'campaign', 'behaviour', 'adjustment')
-GROUP BY 1
-"""
-_EXPIRED_BY_FUNDER_SQL = """
-SELECT l.funder_merchant_id, m.issuance_price, sum(a.points) AS points
-FROM settled_transactions s
-JOIN allocations a USING (member_id, transaction_id)
-JOIN lots l ON l.member_id = a.member_id AND l.lot_id = a.lot_id
-LEFT JOIN merchants m ON m.merchant_id = l.funder_merchant_id
-WHERE s.period_id = :period_id AND a.kind = 'expiry'
-GROUP BY 1, 2
-"""
-
-
 async def network_view(
     connection: AsyncConnection, period_id: uuid.UUID, rules: ProgramRules
 ) -> NetworkView:
@@ -322,21 +296,30 @@ async def network_view(
     )
     payments = -sum(totals.get(line, 0) for line in ("points_redeemed", "redemption_reversals"))
     shared = -totals.get("breakage_share", 0)
-    funded = {
-        row.funded_kind: int(row.points)
-        for row in await connection.execute(text(_NETWORK_FUNDED_SQL), {"period_id": period_id})
-    }
+    figures = (
+        await connection.execute(
+            text("SELECT network FROM settlement_periods WHERE period_id = :id"), {"id": period_id}
+        )
+    ).scalar_one()
+    funded = figures.get("fundedPoints", {})
+    expired_by_merchant = figures.get("expiredPoints", {}).get("merchants", {})
     exponent = CURRENCY_EXPONENTS.get(rules.currency, 2)
     point_value = rules.point_value_minor / (Decimal(10) ** exponent)
-    expired = {"merchants": 0, "network": 0}
-    breakage_revenue = 0
-    for row in await connection.execute(text(_EXPIRED_BY_FUNDER_SQL), {"period_id": period_id}):
-        points = int(row.points)
-        if row.funder_merchant_id is None:
-            expired["network"] += points
-        else:
-            expired["merchants"] += points
-            breakage_revenue += money_minor(points, Decimal(row.issuance_price), exponent)
+    prices = {
+        str(row.merchant_id): Decimal(row.issuance_price)
+        for row in await connection.execute(
+            text("SELECT merchant_id, issuance_price FROM statements WHERE period_id = :id"),
+            {"id": period_id},
+        )
+    }
+    breakage_revenue = sum(
+        money_minor(points, prices[merchant], exponent)
+        for merchant, points in expired_by_merchant.items()
+    )
+    expired = {
+        "merchants": sum(expired_by_merchant.values()),
+        "network": figures.get("expiredPoints", {}).get("network", 0),
+    }
     return NetworkView(
         period=period,
         currency=rules.currency,

@@ -28,6 +28,12 @@ def upgrade() -> None:
         sa.Column("time_zone", sa.Text(), nullable=False),
         sa.Column("closed_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("transactions", sa.BigInteger(), nullable=False),
+        sa.Column(
+            "network",
+            postgresql.JSONB(astext_type=sa.Text()),
+            server_default=sa.text("'{}'::jsonb"),
+            nullable=False,
+        ),
         sa.CheckConstraint(
             "ends_at > starts_at", name=op.f("ck_settlement_periods_ends_after_start")
         ),
