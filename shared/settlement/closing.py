@@ -59,6 +59,7 @@ WHERE t.posted_at < :ends_at AND t.posted_at >= :scan_from
   AND NOT EXISTS (
     SELECT 1 FROM settled_transactions s
     WHERE s.member_id = t.member_id AND s.transaction_id = t.transaction_id)
+ORDER BY t.member_id, t.transaction_id  -- key order: each index page is written once
 """
 # A merchant's issued postings are negative for issuance and positive for refund
 # clawbacks; its redeemed postings positive for redemptions and negative for reversals: the
