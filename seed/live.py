@@ -77,6 +77,7 @@ from enum import StrEnum
 from typing import Any
 
 import httpx
+import numpy as np
 from rich import box
 from rich.console import Console
 from rich.table import Table
@@ -530,11 +531,10 @@ FAILED = "failed"  # no usable answer: an error was counted
 
 
 def percentile(values: list[float], rank: float) -> float:
-    """Nearest-rank percentile (0 for no values)."""
+    """Nearest-rank percentile, a value that was measured (0 for no values)."""
     if not values:
         return 0.0
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(rank / 100 * len(ordered)) - 1)]
+    return float(np.percentile(values, rank, method="inverted_cdf"))
 
 
 @dataclass

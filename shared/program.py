@@ -79,6 +79,17 @@ class ProgramRules(BaseModel):
             " merchant, at its issuance price (0: HQ keeps all breakage)."
         ),
     )
+    default_breakage_rate: Decimal = Field(
+        default=Decimal("0.20"),
+        ge=0,
+        le=1,
+        description="Breakage assumed before expiry history is credible (docs/settlement.md).",
+    )
+    breakage_full_credibility_points: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Resolved points at which the observed breakage rate fully replaces the default.",
+    )
     global_holdout_bps: int = Field(
         default=200,
         ge=0,

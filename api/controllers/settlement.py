@@ -6,16 +6,25 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from datetime import datetime
 
 from litestar import Controller, Response, get
 from litestar.params import FromPath, FromQuery
+from sqlalchemy import text
 
 from api.auth import hq_reader, merchant_only
 from api.dependencies import Caller, Config, Transaction
 from api.problems import problem_responses
-from api.schemas.settlement import ClearingCellOut, ClearingOut, NetworkOut, PeriodOut, StatementOut
+from api.schemas.settlement import (
+    ClearingCellOut,
+    ClearingOut,
+    LiabilityOut,
+    NetworkOut,
+    PeriodOut,
+    StatementOut,
+)
 from api.wire import to_wire
-from shared.settlement import reads
+from shared.settlement import liability, reads
 
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 
@@ -124,6 +133,24 @@ class HqSettlementController(Controller):
     ) -> ClearingOut:
         cells = await reads.clearing(transaction, period_id)
         return ClearingOut(period_id, [to_wire(cell, ClearingCellOut) for cell in cells])
+
+    @get(
+        "/liability",
+        summary="The points liability, expected breakage and its monthly roll-forward",
+        description="`as_of` defaults to now; the last roll-forward month runs to it.",
+        responses=problem_responses(400, 401, 403),
+    )
+    async def liability(
+        self, transaction: Transaction, settings: Config, as_of: FromQuery[datetime | None] = None
+    ) -> LiabilityOut:
+        rules = settings.program
+        moment = as_of or await transaction.scalar(text("SELECT now()"))
+        report = await liability.liability_report(
+            transaction, rules, moment,
+            default_breakage_rate=rules.default_breakage_rate,
+            full_credibility_points=rules.breakage_full_credibility_points,
+        )  # fmt: skip
+        return to_wire(report, LiabilityOut)
 
     @get(
         "/periods/{period_id:uuid}/network",

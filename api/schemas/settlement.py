@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal
 
@@ -66,3 +66,62 @@ class NetworkOut(WireStruct):
     network_funded_points: dict[str, int]
     network_funded_cost_minor: int
     expired_points: dict[str, int]
+
+
+class CohortOut(WireStruct):
+    month: date
+    issued: int
+    redeemed: int
+    expired: int
+    outstanding: int
+    resolved: bool
+
+
+class BreakageOut(WireStruct):
+    rate: Decimal
+    default_rate: Decimal
+    observed_rate: Decimal | None
+    credibility: Decimal
+    full_credibility_points: int
+    resolved_points: int
+    resolved_breakage_points: int
+    expected_breakage_points: Decimal
+
+
+class RollForwardLineOut(WireStruct):
+    month: date
+    opening_points: int
+    issued_points: int
+    redeemed_points: int
+    expired_points: int
+    other_points: int
+    closing_points: int
+    opening_rate: Decimal
+    closing_rate: Decimal
+    opening_minor: int
+    issued_minor: int
+    redeemed_minor: int
+    expired_minor: int
+    other_minor: int
+    change_in_estimate_minor: int
+    closing_minor: int
+
+
+class LiabilityOut(WireStruct):
+    """Outstanding points, their value net of expected breakage, and an IFRS 15 style
+    roll-forward: opening + issued - redeemed - expired + other + change in estimate =
+    closing, in points and in minor units."""
+
+    as_of: datetime
+    currency: str
+    point_value_minor: Decimal
+    outstanding_points: int
+    gross_value_minor: int
+    breakage_rate: Decimal
+    liability_minor: int
+    expected_breakage_points: Decimal
+    expected_breakage_minor: int
+    method: str
+    breakage: BreakageOut
+    cohorts: list[CohortOut]
+    roll_forward: list[RollForwardLineOut]

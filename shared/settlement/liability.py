@@ -114,8 +114,8 @@ from shared.tables import allocations, ledger_transactions, lots
 
 # Program settings this module needs; ProgramRules will carry them (the keyword arguments
 # below default to these until then).
-DEFAULT_BREAKAGE_RATE = Decimal("0.20")
-FULL_CREDIBILITY_POINTS = 1_000_000
+DEFAULT_BREAKAGE_RATE = ProgramRules.model_fields["default_breakage_rate"].default
+FULL_CREDIBILITY_POINTS = ProgramRules.model_fields["breakage_full_credibility_points"].default
 ROLL_FORWARD_MONTHS = 12
 
 # A ratio is carried to 28 significant digits; every sum and product is exact (the Inexact
@@ -127,7 +127,8 @@ _EXACT = Context(
     traps=[Inexact, InvalidOperation, DivisionByZero, Overflow],
 )
 
-# Transaction kinds by roll-forward line: the sign each kind's member points take there.
+# The roll-forward line of each transaction kind; a line sums its kinds' member points
+# (redeemed and expired turned positive: they take points from members).
 ISSUED_KINDS = ("earn", "behaviour", "refund")
 REDEEMED_KINDS = ("redeem", "capture", "reversal")
 EXPIRED_KINDS = ("expiry",)
@@ -291,6 +292,9 @@ class MonthMovement:
 
 @dataclass(frozen=True, slots=True)
 class RollForwardLine:
+    """One month, in points and in minor units: opening + issued - redeemed - expired +
+    other (+ change in estimate, for money) = closing."""
+
     month: date
     opening_points: int
     issued_points: int
@@ -388,7 +392,12 @@ def roll_forward(
 def _utc_month(column):
     """The first day of the column's calendar month in UTC. 'month' and 'UTC' are literals,
     not bound parameters: PostgreSQL matches a GROUP BY expression to the select list
-    textually, and two parameters ($1, $2) would not match."""
+    textually, and two parameters ($1, $2) would not match.
+
+    Without statistics on this expression the planner expects one group per row (it has
+    the column's distinct count only) and may sort millions of rows where a small hash
+    would do; `CREATE STATISTICS ... ON ((date_trunc('month', timezone('UTC', col)))::date)
+    FROM table` gives it the real count (a few dozen months)."""
     return cast(
         func.date_trunc(literal_column("'month'"), func.timezone(literal_column("'UTC'"), column)),
         Date,
@@ -669,18 +678,20 @@ async def liability_report(
     month_ends = [_instant(movement.month) for movement in movements[1:]]
     moments = [_instant(first), *month_ends, as_of]
 
-    def estimate_at(moment: datetime) -> BreakageEstimate:
+    def estimate(cohorts: Sequence[CohortOutcome]) -> BreakageEstimate:
         return estimate_breakage(
-            _outcomes_at(history, moment),
+            cohorts,
             default_rate=default_breakage_rate,
             full_credibility_points=full_credibility_points,
         )
 
-    estimates = [estimate_at(moment) for moment in moments]
+    cohorts = _outcomes_at(history, as_of)
+    estimates = [estimate(_outcomes_at(history, moment)) for moment in moments[:-1]]
+    estimates.append(estimate(cohorts))
     lines = roll_forward(
         movements,
         point_value_minor=rules.point_value_minor,
-        breakage_rates=[estimate.rate for estimate in estimates],
+        breakage_rates=[estimated.rate for estimated in estimates],
     )
     now = estimates[-1]
     outstanding = movements[-1].closing
@@ -701,6 +712,6 @@ async def liability_report(
         expected_breakage_minor=expected_breakage_minor,
         method=now.method,
         breakage=now,
-        cohorts=_outcomes_at(history, as_of),
+        cohorts=cohorts,
         roll_forward=lines,
     )

@@ -388,3 +388,43 @@ async def test_the_audit_reconciles_closed_periods_and_catches_a_tampered_statem
             r.check.name for r in run_checks(connection, checks=SETTLEMENT_CHECKS) if not r.ok
         }
     assert {"settlement complete", "statements = ledger", "clearing = statements"} <= failed
+
+
+async def test_hq_reads_the_liability_and_its_roll_forward_adds_up(
+    worked_example, async_engine, test_settings, clean_database
+):
+    from api.app import create_app
+    from shared import api_keys
+
+    async with async_engine.begin() as connection:
+        admin = await api_keys.issue_key(connection, SYSTEM, role=Role.HQ_ANALYST, label="t")
+        merchant = await api_keys.issue_key(
+            connection, SYSTEM, role=Role.MERCHANT, label="t",
+            merchant_id=worked_example[1].merchants["A"],
+        )  # fmt: skip
+    settings = test_settings.model_copy(update={"program": RULES})
+    async with client_for(create_app(settings, engine=async_engine)) as client:
+        response = await client.get(
+            "/v1/hq/settlement/liability", params={"as_of": "2026-04-01T00:00:00Z"},
+            headers=bearer(admin.secret),
+        )  # fmt: skip
+        refused = await client.get("/v1/hq/settlement/liability", headers=bearer(merchant.secret))
+    assert refused.status_code == 403
+    assert response.status_code == 200, response.text
+    report = response.json()
+    with clean_database.connect() as connection:
+        balances = connection.execute(text("SELECT sum(balance) FROM member_balances")).scalar()
+    assert report["outstandingPoints"] == balances == -20  # M1 owes 20 points after the refund
+    lines = report["rollForward"]
+    assert [line["month"] for line in lines][-3:] == ["2026-01-01", "2026-02-01", "2026-03-01"]
+    for line in lines:
+        points = (line["openingPoints"] + line["issuedPoints"] - line["redeemedPoints"]
+                  - line["expiredPoints"] + line["otherPoints"])  # fmt: skip
+        money = (line["openingMinor"] + line["issuedMinor"] - line["redeemedMinor"]
+                 - line["expiredMinor"] + line["otherMinor"] + line["changeInEstimateMinor"])  # fmt: skip
+        assert (points, money) == (line["closingPoints"], line["closingMinor"])
+    january = next(line for line in lines if line["month"] == "2026-01-01")
+    # January: 100 + 50 + 80 issued, 120 redeemed.
+    assert (january["issuedPoints"], january["redeemedPoints"], january["closingPoints"]) == (
+        230, 120, 110,
+    )  # fmt: skip
