@@ -44,6 +44,7 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from shared import members as members_service
 from shared.access import SYSTEM, Principal, Role
@@ -362,7 +363,7 @@ async def test_merchants_read_their_own_statements_only(
         }  # fmt: skip
 
 
-async def test_the_audit_reconciles_closed_periods_and_catches_a_tampered_statement(
+async def test_closed_periods_are_immutable_and_the_audit_catches_tampering(
     worked_example, clean_database
 ):
     from shared.ledger.integrity import CHECKS, run_checks
@@ -371,7 +372,19 @@ async def test_the_audit_reconciles_closed_periods_and_catches_a_tampered_statem
     with clean_database.connect() as connection:
         results = run_checks(connection, checks=CHECKS + SETTLEMENT_CHECKS)
     assert [r.check.name for r in results if not r.ok] == []
+    # The database refuses to change a closed period's records...
+    for statement in (
+        "UPDATE statement_lines SET points = points + 1",
+        "DELETE FROM settled_transactions",
+        "UPDATE statements SET net_minor = 0",
+        "DELETE FROM clearing_lines",
+    ):
+        with pytest.raises(IntegrityError, match="immutable"), clean_database.begin() as c:
+            c.execute(text(statement))
+    # ...so tampering needs a superuser who switches the guard off; the audit still sees it.
     with clean_database.begin() as connection:
+        for table in ("statement_lines", "settled_transactions"):
+            connection.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER {table}_immutable"))
         connection.execute(
             text("UPDATE statement_lines SET points = points + 1 WHERE line = 'points_redeemed'")
         )
@@ -383,6 +396,8 @@ async def test_the_audit_reconciles_closed_periods_and_catches_a_tampered_statem
                 " ORDER BY posted_at LIMIT 1)"
             )
         )
+        for table in ("statement_lines", "settled_transactions"):
+            connection.execute(text(f"ALTER TABLE {table} ENABLE TRIGGER {table}_immutable"))
     with clean_database.connect() as connection:
         failed = {
             r.check.name for r in run_checks(connection, checks=SETTLEMENT_CHECKS) if not r.ok
