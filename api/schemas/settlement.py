@@ -61,6 +61,7 @@ class NetworkOut(WireStruct):
     issuance_fees_minor: int
     redemption_payments_minor: int
     breakage_shared_minor: int
+    issuance_spread_minor: int
     net_cash_minor: int
     breakage_revenue_minor: int
     network_funded_points: dict[str, int]

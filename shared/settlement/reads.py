@@ -173,7 +173,7 @@ def _statement(row, lines: list[LineView]) -> StatementView:
 
 CSV_COLUMNS = (
     "transaction_id", "kind", "posted_at", "occurred_at", "member_id", "store_id",
-    "original_transaction_id", "line", "points", "rate", "amount",
+    "original_transaction_id", *LINE_ORDER, "amount",
 )  # fmt: skip
 
 # One row per (transaction, statement line) that moved the merchant's accounts.
@@ -195,28 +195,52 @@ ORDER BY t.posted_at, t.transaction_id
 """
 
 
+# Expiry transactions that took points the merchant had funded (its breakage share).
+_EXPIRED_FUNDED_LINES_SQL = """
+SELECT t.transaction_id, t.kind, t.posted_at, t.occurred_at, t.member_id, t.store_id,
+       t.original_transaction_id, sum(a.points) AS points
+FROM settled_transactions s
+JOIN ledger_transactions t USING (member_id, transaction_id)
+JOIN allocations a USING (member_id, transaction_id)
+JOIN lots l ON l.member_id = a.member_id AND l.lot_id = a.lot_id
+WHERE s.period_id = :period_id AND t.kind = 'expiry' AND a.kind = 'expiry'
+  AND l.funder_merchant_id = :merchant_id
+GROUP BY 1, 2, 3, 4, 5, 6, 7
+"""
+
+
 async def statement_transactions(
     connection: AsyncConnection, statement: StatementView
 ) -> list[tuple]:
-    """The statement's transactions, one CSV row per transaction and line, with exact
-    decimal amounts (each statement line rounds their sum once)."""
+    """The statement's transactions, one CSV row per ledger transaction: its points on each
+    statement line and its exact decimal amount (each statement line rounds its column's
+    exact sum once)."""
     rates = {line.line: line.rate for line in statement.lines}
-    rows = await connection.execute(
-        text(_TRANSACTION_LINES_SQL),
-        {"period_id": statement.period.period_id, "merchant_id": statement.merchant_id},
-    )
+    parameters = {"period_id": statement.period.period_id, "merchant_id": statement.merchant_id}
+    by_transaction: dict[uuid.UUID, tuple[object, dict[str, int]]] = {}
+    for row in await connection.execute(text(_TRANSACTION_LINES_SQL), parameters):
+        _, points = by_transaction.setdefault(row.transaction_id, (row, {}))
+        for line, value in _transaction_lines(row):
+            points[line] = points.get(line, 0) + value
+    if "breakage_share" in rates:
+        for row in await connection.execute(text(_EXPIRED_FUNDED_LINES_SQL), parameters):
+            by_transaction[row.transaction_id] = (row, {"breakage_share": int(row.points)})
     result = []
-    for row in rows:
-        for line, points in _transaction_lines(row):
-            rate = rates.get(line, Decimal(0))
-            result.append(
-                (
-                    row.transaction_id, row.kind, row.posted_at.isoformat(),
-                    row.occurred_at.isoformat(), row.member_id, row.store_id or "",
-                    row.original_transaction_id or "", line, points, rate,
-                    Decimal(points) * rate,
-                )
-            )  # fmt: skip
+    for row, points in sorted(
+        by_transaction.values(), key=lambda item: (item[0].posted_at, str(item[0].transaction_id))
+    ):
+        amount = sum(
+            (Decimal(value) * rates.get(line, Decimal(0)) for line, value in points.items()),
+            Decimal(0),
+        )
+        result.append(
+            (
+                row.transaction_id, row.kind, row.posted_at.isoformat(),
+                row.occurred_at.isoformat(), row.member_id, row.store_id or "",
+                row.original_transaction_id or "", *(points.get(line, "") for line in LINE_ORDER),
+                amount,
+            )
+        )  # fmt: skip
     return result
 
 
@@ -270,6 +294,7 @@ class NetworkView:
     issuance_fees_minor: int  # merchants' issuance charges, net of refund credits
     redemption_payments_minor: int  # HQ's reimbursements for redemptions, net of reversals
     breakage_shared_minor: int  # paid back to funders under the breakage policy
+    issuance_spread_minor: int  # issuance fees less redemption payments
     net_cash_minor: int  # what HQ received from the statements, net
     breakage_revenue_minor: int  # merchant-funded points that expired, at their price, less shares
     network_funded_points: dict[str, int]  # points HQ paid for, by kind
@@ -326,6 +351,7 @@ async def network_view(
         issuance_fees_minor=fees,
         redemption_payments_minor=payments,
         breakage_shared_minor=shared,
+        issuance_spread_minor=fees - payments,
         net_cash_minor=fees - payments - shared,
         breakage_revenue_minor=breakage_revenue - shared,
         network_funded_points=funded,

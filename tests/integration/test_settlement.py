@@ -38,6 +38,8 @@ February statements
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -233,6 +235,11 @@ async def test_statements_of_the_worked_example(worked_example):
     assert february[b].direction == "nothing_due"
     assert lines_of(february[c]) == {"breakage_share": (50, -28)}
     assert [february[m].net_minor for m in (a, b, c)] == [-74, 0, -28]
+    async with engine.connect() as connection:
+        breakage_rows = await reads.statement_transactions(connection, february[c])
+    columns = reads.CSV_COLUMNS
+    assert [(row[columns.index("kind")], row[columns.index("breakage_share")], row[-1])
+            for row in breakage_rows] == [("expiry", 50, Decimal("-0.275"))]  # fmt: skip
     # No minor unit is created or lost between the lines and the totals.
     for statement in [*january.values(), *february.values()]:
         assert statement.net_minor == sum(line.amount_minor for line in statement.lines)
@@ -252,6 +259,7 @@ async def test_clearing_and_network_view_of_the_worked_example(worked_example):
             for x in february} == {(c, a): (30, 24)}  # fmt: skip
     assert (view.issuance_fees_minor, view.redemption_payments_minor) == (-50, 24)
     assert (view.breakage_shared_minor, view.net_cash_minor) == (28, -102)
+    assert view.issuance_spread_minor == -74
     assert view.breakage_revenue_minor == 27
     assert view.expired_points == {"merchants": 50, "network": 0}
 
@@ -340,12 +348,11 @@ async def test_merchants_read_their_own_statements_only(
         )
         assert csv_response.status_code == 200
         assert csv_response.headers["content-type"].startswith("text/csv")
-        rows = [line.split(",") for line in csv_response.text.strip().splitlines()]
-        assert rows[0][:3] == ["transaction_id", "kind", "posted_at"]
-        by_line = {row[7]: (int(row[8]), Decimal(row[10])) for row in rows[1:]}
-        assert by_line == {
-            "refund_clawbacks": (-50, Decimal("-0.5")), "points_redeemed": (30, Decimal("-0.24")),
-        }  # fmt: skip
+        rows = list(csv.DictReader(io.StringIO(csv_response.text)))
+        assert [(row["kind"], row["refund_clawbacks"], row["points_redeemed"], row["amount"])
+                for row in rows] == [("refund", "-50", "", "-0.500000"),
+                                     ("redeem", "", "30", "-0.240000")]  # fmt: skip
+        assert sum(Decimal(row["amount"]) for row in rows) == Decimal("-0.74")
 
         hq = await client.get("/v1/hq/settlement/statements", headers=bearer(admin.secret))
         assert hq.status_code == 200 and len(hq.json()) == 6
