@@ -149,25 +149,25 @@ def _check_confidence(confidence: float) -> float:
     return confidence
 
 
-def _count(value: int, name: str) -> int:
+def _integer(value: int, name: str, kind: str) -> int:
+    """An int (numpy integers too), not a bool or a float that happens to be whole."""
     if isinstance(value, bool):
-        raise ValueError(f"{name} must be an integer count, got a bool")
+        raise ValueError(f"{name} must be {kind}, got a bool")
     try:
-        count = operator.index(value)
+        return operator.index(value)
     except TypeError:
-        raise ValueError(f"{name} must be an integer count, got {value!r}") from None
+        raise ValueError(f"{name} must be {kind}, got {value!r}") from None
+
+
+def _count(value: int, name: str) -> int:
+    count = _integer(value, name, "an integer count")
     if count < 0:
         raise ValueError(f"{name} must not be negative, got {count}")
     return count
 
 
 def _money(value: int, name: str) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be integer minor units, got a bool")
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be integer minor units, got {value!r}") from None
+    return _integer(value, name, "integer minor units")
 
 
 # --- estimates --------------------------------------------------------------------------
