@@ -296,9 +296,16 @@ async def _write_statements(
     period_id = window["period_id"]
     activity = await _activity(connection, window)
     corrected = await _corrected_periods(connection, window, starts_at, rules)
+    # Every partner that existed during the period gets a statement, a zero one included
+    # (finance reconciles one per partner per period); a partner that joined later gets
+    # none, unless the period settled some of its transactions.
     merchants = (
         await connection.execute(
-            text("SELECT merchant_id, currency, issuance_price, redemption_rate FROM merchants")
+            text(
+                "SELECT merchant_id, currency, issuance_price, redemption_rate FROM merchants"
+                " WHERE created_at < :ends_at OR merchant_id = ANY(:active)"
+            ),
+            {"ends_at": window["ends_at"], "active": list(activity)},
         )
     ).all()
     for merchant in merchants:

@@ -170,6 +170,9 @@ async def build_worked_example(engine) -> Network:
     await network.merchant("A", "grocery", "1", "0.010000", "0.008000")
     await network.merchant("B", "coffee", "2", "0.012000", "0.009000")
     await network.merchant("C", "cinema", "1", "0.011000", "0.008500")
+    # The partners joined on 1 January (the test clock cannot date column defaults).
+    async with engine.begin() as connection:
+        await connection.execute(text("UPDATE merchants SET created_at = :day"), {"day": day(1, 1)})
     await network.member("M1")
     await network.member("M2")
     purchase = await network.earn(day(1, 10), "M1", "A", 10_000)
@@ -278,6 +281,24 @@ async def test_closing_again_changes_nothing(worked_example, clean_database):
     before = snapshot()
     assert await network.settle(day(3, 1, 2)) == []
     assert snapshot() == before
+
+
+async def test_a_partner_gets_statements_from_the_period_it_joined(worked_example):
+    engine, network = worked_example
+    await network.merchant("D", "fuel", "0.5", "0.009000", "0.008000")
+    async with engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE merchants SET created_at = :day WHERE name = 'D'"), {"day": day(4, 10)}
+        )
+    march = await network.settle(day(4, 1, 1))
+    april = await network.settle(day(5, 1, 1))
+    async with engine.connect() as connection:
+        names = [
+            {s.merchant_name for s in await reads.list_statements(
+                connection, merchant_id=None, period_id=period[0].period_id)}
+            for period in (march, april)
+        ]  # fmt: skip
+    assert names == [{"A", "B", "C"}, {"A", "B", "C", "D"}]
 
 
 async def test_a_late_transaction_lands_in_the_next_open_period(worked_example, clean_database):
