@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from api.auth import ApiKeyAuthentication
 from api.controllers.api_keys import ApiKeyController
+from api.controllers.campaigns import CampaignController
 from api.controllers.health import HealthController
 from api.controllers.ledger import LedgerController
 from api.controllers.member_points import HqPointsController, MemberPointsController
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
             HqPointsController,
             StatementController,
             HqSettlementController,
+            CampaignController,
         ],
         lifespan=[database],
         state=State({"settings": settings, "engine": engine}),
@@ -118,6 +120,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
                 Tag(
                     name="Points", description="Earn, redeem, holds, refunds, reversals, balances."
                 ),
+                Tag(name="Campaigns", description="Campaign definitions: HQ and merchant-funded."),
                 Tag(name="Operations", description="Probes and problem types."),
             ],
         ),

@@ -138,3 +138,11 @@ class IdempotencyKeyReused(DomainError):
     slug = "idempotency-key-reused"
     status = 409
     title = "The idempotency key was already used for a different request"
+
+
+class CampaignNotDraft(DomainError):
+    """Only a draft campaign changes or is scheduled. Extensions: campaignStatus."""
+
+    slug = "campaign-not-draft"
+    status = 409
+    title = "The campaign is no longer a draft"

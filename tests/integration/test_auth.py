@@ -182,6 +182,13 @@ async def test_unknown_route_and_wrong_method_are_problems(client, keys):
 
 # HQ analysts are read-only
 
+CAMPAIGN_BODY = {
+    "name": "Double points",
+    "kind": "multiplier",
+    "startsAt": "2030-01-01T00:00:00Z",
+    "endsAt": "2030-02-01T00:00:00Z",
+    "terms": {"multiplier": "2"},
+}
 WRITE_ROUTES = [
     ("POST", "/v1/merchants", MERCHANT_BODY),
     ("PATCH", "/v1/merchants/{merchant_id}", {"name": "Hijacked"}),
@@ -207,6 +214,10 @@ WRITE_ROUTES = [
     ("POST", "/v1/transactions/{member_id}/reversal", {}),
     ("POST", "/v1/members/{member_id}/adjustments", {"points": 5, "reason": "testing"}),
     ("POST", "/v1/hq/transfers", {"points": 5, "reason": "testing"}),
+    ("POST", "/v1/campaigns", CAMPAIGN_BODY),
+    ("PATCH", "/v1/campaigns/{campaign_id}", {"name": "Hijacked"}),
+    ("POST", "/v1/campaigns/{campaign_id}/schedule", None),
+    ("POST", "/v1/campaigns/{campaign_id}/cancel", None),
 ]
 # POST routes that only read.
 READ_ONLY_POSTS = {"/v1/members/lookup"}
@@ -228,7 +239,10 @@ async def world(client, keys, make_merchant) -> dict[str, str]:
         headers=merchant.headers,
     )
     assert member.status_code == 201, member.text
+    campaign = await client.post("/v1/campaigns", json=CAMPAIGN_BODY, headers=keys.hq_admin)
+    assert campaign.status_code == 201, campaign.text
     return {
+        "campaign_id": campaign.json()["campaignId"],
         "merchant_id": merchant.merchant_id,
         "store_id": store.json()["storeId"],
         "key_id": merchant.key_id,
