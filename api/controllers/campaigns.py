@@ -15,12 +15,13 @@ from api.schemas.campaigns import (
     CampaignCreate,
     CampaignOut,
     CampaignPage,
+    CampaignResultsOut,
     CampaignStatus,
     CampaignUpdate,
 )
 from api.schemas.common import Limit, Offset
 from api.wire import changes_of, to_wire
-from shared.campaigns import definitions
+from shared.campaigns import definitions, results
 from shared.settings import Settings
 
 _NOT_DRAFT = {409: ["campaign-not-draft"]}
@@ -104,6 +105,28 @@ class CampaignController(Controller):
         return to_wire(
             await definitions.get_campaign(transaction, principal, campaign_id), CampaignOut
         )
+
+    @get(
+        "/{campaign_id:uuid}/results",
+        summary="What the campaign caused: treatment against holdout over its window",
+        description=(
+            "Visits (CUPED on the pre-period), spend, points and active share per arm, with "
+            "95% intervals and p-values; sample-ratio check; bonus cost, incremental revenue "
+            "and ROI; for merchant campaigns, spillover onto other partners."
+        ),
+        responses=problem_responses(401, 404),
+    )
+    async def campaign_results(
+        self,
+        campaign_id: FromPath[uuid.UUID],
+        transaction: Transaction,
+        principal: Caller,
+        settings: Config,
+    ) -> CampaignResultsOut:
+        found = await results.campaign_results(
+            transaction, principal, campaign_id, settings.program
+        )
+        return to_wire(found, CampaignResultsOut)
 
     @patch(
         "/{campaign_id:uuid}",

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from msgspec import UNSET, Meta, UnsetType
@@ -109,3 +110,84 @@ class CampaignPage(WireStruct):
     total: int
     limit: int
     offset: int
+
+
+class ArmSummaryOut(WireStruct):
+    n: int
+    mean: float
+    variance: float
+    standard_error: float
+
+
+class LiftOut(WireStruct):
+    """difference = treatment - holdout; relative lift = difference / holdout mean."""
+
+    method: str
+    confidence: float
+    treatment: ArmSummaryOut
+    holdout: ArmSummaryOut
+    difference: float
+    standard_error: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    degrees_of_freedom: float | None
+    relative_lift: float | None
+    relative_ci_low: float | None
+    relative_ci_high: float | None
+
+
+class CupedOut(WireStruct):
+    lift: LiftOut
+    unadjusted: LiftOut
+    theta: float
+    pre_post_correlation: float
+    variance_reduction: float
+
+
+class SampleRatioOut(WireStruct):
+    treatment_n: int
+    holdout_n: int
+    expected_holdout_share: float
+    observed_holdout_share: float
+    chi_square: float
+    p_value: float
+    threshold: float
+    mismatch: bool
+
+
+class IncrementalRevenueOut(WireStruct):
+    treated_members: int
+    amount_minor: int
+    ci_low_minor: int
+    ci_high_minor: int
+    confidence: float
+
+
+class RoiOut(WireStruct):
+    incremental_revenue_minor: int
+    cost_minor: int
+    net_return_minor: int
+    roi: Decimal
+    revenue_per_cost: Decimal
+
+
+class CampaignResultsOut(WireStruct):
+    """Treatment against holdout over the window so far (docs/campaigns.md). Statistics are
+    null until both arms have two members and the window has begun."""
+
+    campaign: CampaignOut
+    window_start: datetime
+    window_end: datetime
+    treatment_members: int
+    holdout_members: int
+    sample_ratio: SampleRatioOut | None
+    visits: CupedOut | None
+    spend_minor: LiftOut | None
+    points: LiftOut | None
+    active: LiftOut | None
+    spillover_visits: LiftOut | None
+    bonus_points: int
+    bonus_cost_minor: int
+    incremental_revenue: IncrementalRevenueOut | None
+    roi: RoiOut | None
