@@ -187,6 +187,7 @@ class CampaignResultsOut(WireStruct):
     points: LiftOut | None
     active: LiftOut | None
     spillover_visits: LiftOut | None
+    network_visits: LiftOut | None
     bonus_points: int
     bonus_cost_minor: int
     incremental_revenue: IncrementalRevenueOut | None

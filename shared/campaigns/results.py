@@ -7,7 +7,7 @@ campaign), spend (their purchase amounts), points earned (base and bonus), and a
 (at least one visit). The pre-period of the same length before the start gives each
 member's covariate for CUPED. Bonus cost is the campaign's bonus points at the
 programme's point value; spillover is the visits at the other partners (merchant
-campaigns only).
+campaigns only), and their visits at every partner.
 """
 
 from __future__ import annotations
@@ -63,6 +63,9 @@ class CampaignResults:
     points: effect.LiftEstimate | None
     active: effect.LiftEstimate | None
     spillover_visits: effect.LiftEstimate | None  # merchant campaigns: other partners
+    # Merchant campaigns: visits at every partner, the campaign's partners included (the
+    # whole effect on the member's shopping, where `visits` is the effect at its partners).
+    network_visits: effect.LiftEstimate | None
     bonus_points: int
     bonus_cost_minor: int
     incremental_revenue: effect.IncrementalRevenue | None
@@ -99,7 +102,7 @@ async def campaign_results(
     def column(members, name):
         return np.array([getattr(row, name) for row in members], dtype=float)
 
-    visits = spend = points = active = spill = revenue = roi = None
+    visits = spend = points = active = spill = network = revenue = roi = None
     if comparable:
         visits = effect.cuped_lift(
             column(treated, "visits"), column(treated, "pre_visits"),
@@ -113,6 +116,10 @@ async def campaign_results(
         )  # fmt: skip
         if campaign.merchant_ids:
             spill = effect.spillover(column(treated, "elsewhere"), column(held, "elsewhere"))
+            network = effect.welch_lift(
+                column(treated, "visits") + column(treated, "elsewhere"),
+                column(held, "visits") + column(held, "elsewhere"),
+            )
         revenue = effect.incremental_revenue(spend, len(treated))
         if bonus_cost > 0:
             roi = effect.return_on_investment(revenue.amount_minor, bonus_cost)
@@ -132,6 +139,7 @@ async def campaign_results(
         points=points,
         active=active,
         spillover_visits=spill,
+        network_visits=network,
         bonus_points=bonus_points,
         bonus_cost_minor=bonus_cost,
         incremental_revenue=revenue,

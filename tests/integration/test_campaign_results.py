@@ -80,6 +80,7 @@ async def test_results_compare_the_recorded_arms_over_the_window(
             assert found["bonusCostMinor"] == bonus  # 1 point = 1 cent
             assert found["sampleRatio"]["mismatch"] is False
             assert (found["spilloverVisits"] is None) == (not campaign.merchant_ids)
+            assert (found["networkVisits"] is None) == (not campaign.merchant_ids)
             for outcome in ("spendMinor", "points", "active"):
                 low, high = found[outcome]["ciLow"], found[outcome]["ciHigh"]
                 assert low <= found[outcome]["difference"] <= high
