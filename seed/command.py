@@ -18,11 +18,6 @@ seed_app = typer.Typer(
 console = Console(stderr=True)
 
 
-def conninfo(url) -> str:
-    """A libpq connection string for psycopg, from the product's SQLAlchemy URL."""
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 def seed_database(
     url,
     *,
@@ -36,6 +31,7 @@ def seed_database(
     from seed import bulk, truth
     from seed.config import profile
     from shared.database.migrate import downgrade, upgrade
+    from shared.database.urls import libpq_conninfo
     from shared.settings import get_settings
 
     settings = get_settings()
@@ -44,7 +40,11 @@ def seed_database(
     upgrade(url)
     config = profile(profile_name, **overrides)
     report = bulk.run(
-        config, settings.program, settings.card_prefix, conninfo(url), show_progress=show_progress
+        config,
+        settings.program,
+        settings.card_prefix,
+        libpq_conninfo(url),
+        show_progress=show_progress,
     )
     path = truth.write(report, truth_path or truth.default_path(url.database or "coalition"))
     return report, path

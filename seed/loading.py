@@ -14,52 +14,18 @@ from dataclasses import dataclass
 
 import psycopg
 
+from shared.tables import metadata
+
+# The member-scoped tables bulk mode writes, in load order. Rows are tuples in the tables'
+# column order (shared/tables.py), identity columns left to the database.
+BULK_TABLES = (
+    "members", "member_balances", "member_identifiers", "audit_log", "ledger_transactions",
+    "postings", "lots", "allocations", "holds", "hold_reservations", "campaign_assignments",
+)  # fmt: skip
 COLUMNS = {
-    "members": (
-        "member_id", "status", "tier", "tier_since", "tier_valid_until", "referred_by_member_id",
-        "enrolled_at", "acquiring_merchant_id", "acquiring_store_id", "merged_into_member_id",
-        "given_name", "family_name", "birth_date", "preferred_locale",
-        "profile_source_merchant_id", "consent_marketing_email", "consent_marketing_sms",
-        "consents_updated_at", "created_at", "updated_at",
-    ),
-    "member_balances": (
-        "member_id", "balance", "debt", "lifetime_earned", "lifetime_redeemed",
-        "last_activity_at", "updated_at",
-    ),
-    "member_identifiers": (
-        "member_id", "identifier_id", "kind", "scope_merchant_id", "value",
-        "added_by_merchant_id", "added_at",
-    ),
-    "audit_log": (
-        "occurred_at", "actor_key_id", "actor_role", "action", "subject_type", "subject_id",
-        "details",
-    ),
-    "ledger_transactions": (
-        "member_id", "transaction_id", "kind", "merchant_id", "store_id", "occurred_at",
-        "posted_at", "points", "amount_minor", "currency", "original_transaction_id", "hold_id",
-        "counterparty_member_id", "external_reference", "reason", "actor_key_id", "details",
-    ),
-    "postings": (
-        "member_id", "transaction_id", "line", "account", "merchant_id", "amount", "posted_at",
-    ),
-    "lots": (
-        "member_id", "lot_id", "transaction_id", "source", "issuing_merchant_id",
-        "funder_merchant_id", "campaign_id", "earned_at", "available_at", "expires_at",
-        "original", "remaining", "reserved", "clawed_back", "origin_lot_id",
-    ),
-    "allocations": (
-        "member_id", "transaction_id", "lot_id", "kind", "points", "issuing_merchant_id",
-        "redeeming_merchant_id", "posted_at",
-    ),
-    "holds": (
-        "member_id", "hold_id", "merchant_id", "store_id", "points", "status", "created_at",
-        "expires_at", "closed_at", "captured_points", "capture_transaction_id",
-        "external_reference",
-    ),
-    "hold_reservations": ("member_id", "hold_id", "lot_id", "points"),
-    "campaign_assignments": ("member_id", "campaign_id", "arm", "assigned_at"),
-}  # fmt: skip
-BULK_TABLES = tuple(COLUMNS)
+    name: tuple(column.name for column in metadata.tables[name].c if column.identity is None)
+    for name in BULK_TABLES
+}
 
 
 def copy_rows(connection: psycopg.Connection, table: str, rows: Iterable[tuple]) -> None:

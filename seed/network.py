@@ -10,7 +10,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from fractions import Fraction
 
 import numpy as np
 from dateutil.relativedelta import relativedelta
@@ -42,11 +41,6 @@ def seconds(moment: datetime) -> int:
 
 def moment(epoch_seconds: int) -> datetime:
     return EPOCH + timedelta(seconds=int(epoch_seconds))
-
-
-def ratio(value: Decimal) -> tuple[int, int]:
-    fraction = Fraction(value)
-    return fraction.numerator, fraction.denominator
 
 
 def make_id(rng: np.random.Generator) -> uuid.UUID:
@@ -183,7 +177,7 @@ def build_network(config: SeedConfig, rules: ProgramRules, card_prefix: str) -> 
                 name=name,
                 industry=industry,
                 earn_rate=Decimal(industry.earn_rate).quantize(Decimal("0.0001")),
-                earn_ratio=ratio(Decimal(industry.earn_rate)),
+                earn_ratio=Decimal(industry.earn_rate).as_integer_ratio(),
                 issuance_price=Decimal(industry.issuance_price),
                 redemption_rate=Decimal(industry.redemption_rate),
                 pending_days=industry.pending_days,

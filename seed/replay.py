@@ -136,7 +136,7 @@ class Redemption:
 
 @dataclass(slots=True)
 class Rows:
-    """Rows per table, in the column order of seed/copy.py."""
+    """Rows per table, in the column order of shared/tables.py (seed/loading.py)."""
 
     members: list = field(default_factory=list)
     member_balances: list = field(default_factory=list)

@@ -10,7 +10,6 @@ from datetime import datetime
 
 from litestar import Controller, Response, get
 from litestar.params import FromPath, FromQuery
-from sqlalchemy import text
 
 from api.auth import hq_reader, merchant_only
 from api.dependencies import Caller, Config, Transaction
@@ -143,13 +142,7 @@ class HqSettlementController(Controller):
     async def liability(
         self, transaction: Transaction, settings: Config, as_of: FromQuery[datetime | None] = None
     ) -> LiabilityOut:
-        rules = settings.program
-        moment = as_of or await transaction.scalar(text("SELECT now()"))
-        report = await liability.liability_report(
-            transaction, rules, moment,
-            default_breakage_rate=rules.default_breakage_rate,
-            full_credibility_points=rules.breakage_full_credibility_points,
-        )  # fmt: skip
+        report = await liability.liability_report(transaction, settings.program, as_of)
         return to_wire(report, LiabilityOut)
 
     @get(

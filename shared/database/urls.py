@@ -23,3 +23,8 @@ def with_driver(url: str | URL, driver: str, database: str | None = None) -> URL
     if database is not None:
         parsed = parsed.set(database=database)
     return parsed
+
+
+def libpq_conninfo(url: URL) -> str:
+    """The URL as a libpq connection string (psycopg.connect, COPY in bulk loads)."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)

@@ -75,21 +75,13 @@ WHERE s.period_id = :period_id AND p.merchant_id IS NOT NULL
   AND p.posted_at >= :scan_from AND p.posted_at < :ends_at
 GROUP BY 1, 2, 3
 """
-_CAMPAIGN_SQL = """
-SELECT l.funder_merchant_id AS merchant_id, sum(l.original) AS points
+# Per funder (NULL: HQ), the period's campaign bonus points and expired points: statements
+# take the merchants' rows, HQ's figures the rest.
+_CAMPAIGN_BY_FUNDER_SQL = """
+SELECT l.funder_merchant_id, sum(l.original) AS points
 FROM lots l
 JOIN settled_transactions s ON s.member_id = l.member_id AND s.transaction_id = l.transaction_id
 WHERE s.period_id = :period_id AND l.campaign_id IS NOT NULL
-  AND l.funder_merchant_id IS NOT NULL
-GROUP BY 1
-"""
-_EXPIRED_FUNDED_SQL = """
-SELECT l.funder_merchant_id AS merchant_id, sum(a.points) AS points
-FROM allocations a
-JOIN settled_transactions s USING (member_id, transaction_id)
-JOIN lots l ON l.member_id = a.member_id AND l.lot_id = a.lot_id
-WHERE s.period_id = :period_id AND a.kind = 'expiry' AND l.funder_merchant_id IS NOT NULL
-  AND a.posted_at >= :scan_from AND a.posted_at < :ends_at
 GROUP BY 1
 """
 # Corrections, per period of the transaction they correct (this one when not yet settled).
@@ -133,12 +125,6 @@ WHERE s.period_id = :period_id AND t.posted_at >= :scan_from AND t.posted_at < :
        OR (p.account = 'adjustment' AND t.kind = 'adjustment'))
 GROUP BY 1
 """
-_HQ_CAMPAIGN_SQL = """
-SELECT coalesce(sum(l.original), 0)
-FROM lots l
-JOIN settled_transactions s ON s.member_id = l.member_id AND s.transaction_id = l.transaction_id
-WHERE s.period_id = :period_id AND l.campaign_id IS NOT NULL AND l.funder_merchant_id IS NULL
-"""
 _EXPIRED_BY_FUNDER_SQL = """
 SELECT l.funder_merchant_id, sum(a.points) AS points
 FROM allocations a
@@ -151,22 +137,29 @@ GROUP BY 1
 _FUNDED_KINDS = {"earn": "tier_bonuses", "adjustment": "adjustments"}
 
 
-async def _network_figures(connection: AsyncConnection, window: dict) -> dict:
+async def _by_funder(connection: AsyncConnection, sql: str, window: dict) -> dict:
+    return {
+        row.funder_merchant_id: int(row.points)
+        for row in await connection.execute(text(sql), window)
+    }
+
+
+async def _network_figures(
+    connection: AsyncConnection, window: dict, campaign: dict, expired_by_funder: dict
+) -> dict:
     funded: dict[str, int] = {}
     for row in await connection.execute(text(_NETWORK_FUNDED_SQL), window):
         funded[_FUNDED_KINDS.get(row.kind, row.kind)] = int(row.points)
-    hq_campaigns = int(
-        await connection.scalar(text(_HQ_CAMPAIGN_SQL), {"period_id": window["period_id"]})
-    )
+    hq_campaigns = campaign.get(None, 0)
     if hq_campaigns:
         funded["tier_bonuses"] = funded.get("tier_bonuses", 0) - hq_campaigns
         funded["hq_campaigns"] = hq_campaigns
-    expired = {"network": 0, "merchants": {}}
-    for row in await connection.execute(text(_EXPIRED_BY_FUNDER_SQL), window):
-        if row.funder_merchant_id is None:
-            expired["network"] += int(row.points)
-        else:
-            expired["merchants"][str(row.funder_merchant_id)] = int(row.points)
+    expired = {
+        "network": expired_by_funder.get(None, 0),
+        "merchants": {
+            str(funder): points for funder, points in expired_by_funder.items() if funder
+        },
+    }
     return {
         "fundedPoints": {kind: points for kind, points in funded.items() if points},
         "expiredPoints": expired,
@@ -235,13 +228,16 @@ async def _close_next(
     # The period's rows were just written: fresh statistics let the planner hash-join them.
     await connection.execute(text("ANALYZE settled_transactions"))
     window = {"period_id": period_id, "scan_from": scan_from, "ends_at": ends_at}
-    statements = await _write_statements(connection, rules, window, starts_at)
+    campaign = await _by_funder(connection, _CAMPAIGN_BY_FUNDER_SQL, window)
+    expired = await _by_funder(connection, _EXPIRED_BY_FUNDER_SQL, window)
+    statements = await _write_statements(connection, rules, window, starts_at, campaign, expired)
     await _write_clearing(connection, window)
+    figures = await _network_figures(connection, window, campaign, expired)
     await connection.execute(
         text(
             "UPDATE settlement_periods SET network = CAST(:network AS jsonb) WHERE period_id = :id"
         ),
-        {"network": json.dumps(await _network_figures(connection, window)), "id": period_id},
+        {"network": json.dumps(figures), "id": period_id},
     )
     return ClosedPeriod(
         period_id,
@@ -253,7 +249,9 @@ async def _close_next(
     )
 
 
-async def _activity(connection: AsyncConnection, window: dict) -> dict:
+async def _activity(
+    connection: AsyncConnection, window: dict, campaign: dict, expired_by_funder: dict
+) -> dict:
     fields: dict[uuid.UUID, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for row in await connection.execute(text(_POSTINGS_SQL), window):
         merchant = fields[row.merchant_id]
@@ -267,10 +265,12 @@ async def _activity(connection: AsyncConnection, window: dict) -> dict:
             merchant["redeemed"] += points
         else:
             merchant["reversed"] -= points
-    for row in await connection.execute(text(_CAMPAIGN_SQL), {"period_id": window["period_id"]}):
-        fields[row.merchant_id]["campaign"] += int(row.points)
-    for row in await connection.execute(text(_EXPIRED_FUNDED_SQL), window):
-        fields[row.merchant_id]["expired_funded"] += int(row.points)
+    for funder, points in campaign.items():
+        if funder is not None:
+            fields[funder]["campaign"] += points
+    for funder, points in expired_by_funder.items():
+        if funder is not None:
+            fields[funder]["expired_funded"] += points
     return {merchant: MerchantActivity(**values) for merchant, values in fields.items()}
 
 
@@ -291,10 +291,15 @@ async def _corrected_periods(
 
 
 async def _write_statements(
-    connection: AsyncConnection, rules: ProgramRules, window: dict, starts_at: datetime
+    connection: AsyncConnection,
+    rules: ProgramRules,
+    window: dict,
+    starts_at: datetime,
+    campaign: dict,
+    expired_by_funder: dict,
 ) -> int:
     period_id = window["period_id"]
-    activity = await _activity(connection, window)
+    activity = await _activity(connection, window, campaign, expired_by_funder)
     corrected = await _corrected_periods(connection, window, starts_at, rules)
     # Every partner that existed during the period gets a statement, a zero one included
     # (finance reconciles one per partner per period); a partner that joined later gets

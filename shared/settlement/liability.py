@@ -114,8 +114,6 @@ from shared.tables import allocations, ledger_transactions, lots
 
 # Program settings this module needs; ProgramRules will carry them (the keyword arguments
 # below default to these until then).
-DEFAULT_BREAKAGE_RATE = ProgramRules.model_fields["default_breakage_rate"].default
-FULL_CREDIBILITY_POINTS = ProgramRules.model_fields["breakage_full_credibility_points"].default
 ROLL_FORWARD_MONTHS = 12
 
 # A ratio is carried to 28 significant digits; every sum and product is exact (the Inexact
@@ -656,14 +654,21 @@ class LiabilityReport:
 async def liability_report(
     connection: AsyncConnection,
     rules: ProgramRules,
-    as_of: datetime,
+    as_of: datetime | None = None,
     *,
-    default_breakage_rate: Decimal = DEFAULT_BREAKAGE_RATE,
-    full_credibility_points: int = FULL_CREDIBILITY_POINTS,
+    default_breakage_rate: Decimal | None = None,
+    full_credibility_points: int | None = None,
     months: int = ROLL_FORWARD_MONTHS,
 ) -> LiabilityReport:
-    """The liability at `as_of`, its cohorts and its roll-forward for the `months` calendar
-    months up to `as_of` (the last one month to date)."""
+    """The liability at `as_of` (default: the database's now), its cohorts and its
+    roll-forward for the `months` calendar months up to `as_of` (the last one month to
+    date). The breakage assumptions default to the programme's."""
+    if as_of is None:
+        as_of = await connection.scalar(select(func.now()))
+    if default_breakage_rate is None:
+        default_breakage_rate = rules.default_breakage_rate
+    if full_credibility_points is None:
+        full_credibility_points = rules.breakage_full_credibility_points
     _require_aware(as_of)
     if months < 1:
         raise ValueError("a roll-forward has at least one month")

@@ -16,8 +16,8 @@ import psycopg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from seed.command import conninfo
 from shared.database.bootstrap import async_url
+from shared.database.urls import libpq_conninfo
 
 _INSTALL = """
 CREATE SCHEMA IF NOT EXISTS faketime;
@@ -32,7 +32,7 @@ CREATE OR REPLACE FUNCTION faketime.now() RETURNS timestamptz
 @asynccontextmanager
 async def clock_engine(database_url):
     """An async engine whose `now()` is the test clock; the clock is removed afterwards."""
-    with psycopg.connect(conninfo(database_url), autocommit=True) as connection:
+    with psycopg.connect(libpq_conninfo(database_url), autocommit=True) as connection:
         connection.execute(_INSTALL)
     engine = create_async_engine(
         async_url(database_url),
@@ -42,7 +42,7 @@ async def clock_engine(database_url):
         yield engine
     finally:
         await engine.dispose()
-        with psycopg.connect(conninfo(database_url), autocommit=True) as connection:
+        with psycopg.connect(libpq_conninfo(database_url), autocommit=True) as connection:
             connection.execute("DROP SCHEMA faketime CASCADE")
 
 

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 from sqlalchemy import text
 
 from seed import bulk
-from seed.command import conninfo
 from seed.config import SeedConfig
 from shared import api_keys
 from shared.access import SYSTEM, Role
+from shared.database.urls import libpq_conninfo
 from tests.integration.conftest import bearer, client_for
 
 SEEDED = SeedConfig(members=600, months=10, merchants=8, seed=5,
@@ -23,7 +23,7 @@ async def test_results_compare_the_recorded_arms_over_the_window(
 ):
     from api.app import create_app
 
-    bulk.run(SEEDED, test_settings.program, test_settings.card_prefix, conninfo(database_url),
+    bulk.run(SEEDED, test_settings.program, test_settings.card_prefix, libpq_conninfo(database_url),
              show_progress=False)  # fmt: skip
     with clean_database.connect() as connection:
         campaigns = connection.execute(

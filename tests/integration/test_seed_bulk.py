@@ -17,9 +17,9 @@ import pytest
 from sqlalchemy import text
 
 from seed import bulk, truth
-from seed.command import conninfo
 from seed.config import SeedConfig
 from seed.loading import BULK_TABLES, COLUMNS
+from shared.database.urls import libpq_conninfo
 from shared.identifiers import IdentifierKind, normalise
 from shared.ledger.integrity import run_checks
 
@@ -38,7 +38,7 @@ def seed(database_url, config: SeedConfig, tmp_path: Path | None = None, setting
 
     settings = settings or get_settings()
     report = bulk.run(
-        config, settings.program, settings.card_prefix, conninfo(database_url),
+        config, settings.program, settings.card_prefix, libpq_conninfo(database_url),
         show_progress=False,
     )  # fmt: skip
     path = truth.write(report, (tmp_path or Path("/tmp")) / "truth.json")
@@ -265,7 +265,7 @@ def test_seed_command_refuses_a_seeded_database_then_resets_it(database_url, cle
     assert again.returncode == 1 and "--reset" in again.stderr
     reset = run("--reset", "--seed", "9", "--truth", "/tmp/coalition-test-truth.json")
     assert reset.returncode == 0, reset.stderr
-    with psycopg.connect(conninfo(database_url)) as connection:
+    with psycopg.connect(libpq_conninfo(database_url)) as connection:
         members = connection.execute("SELECT count(*) FROM members").fetchone()[0]
     assert members == 150
     assert json.loads(Path("/tmp/coalition-test-truth.json").read_text())["config"]["seed"] == 9

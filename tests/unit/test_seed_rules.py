@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from seed.config import SeedConfig
-from seed.network import build_calendar, moment, ratio, seconds
+from seed.network import build_calendar, moment, seconds
 from seed.replay import (
     IdSource,
     base_points,
@@ -36,7 +36,7 @@ def test_integer_points_equal_the_decimal_breakdown(amount, rate, multiplier, ex
     expected = earn_breakdown(
         amount_minor=amount, currency_exponent=exponent, earn_rate=rate, tier=tier
     )
-    base = base_points(amount, ratio(rate), 10**exponent)
+    base = base_points(amount, rate.as_integer_ratio(), 10**exponent)
     bonus = bonus_points(base, multiplier.as_integer_ratio())
     assert (base, bonus) == (expected.base_points, expected.tier_bonus_points)
 
