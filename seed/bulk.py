@@ -169,14 +169,18 @@ def insert_network(connection: psycopg.Connection, network: Network) -> None:
         created = moment(campaign.start_s - 14 * DAY)
         connection.execute(
             "INSERT INTO campaigns (campaign_id, name, owner_merchant_id, kind, status,"
-            " starts_at, ends_at, terms, merchant_ids, holdout_bps, salt, created_at, updated_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            " starts_at, ends_at, terms, merchant_ids, holdout_bps, salt, audience, launched_at,"
+            " created_at, updated_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 campaign.campaign_id, campaign.name,
                 campaign.owner.merchant_id if campaign.owner else None, campaign.kind, status,
                 moment(campaign.start_s), moment(campaign.end_s), json.dumps(campaign.terms),
                 [network.merchants[i].merchant_id for i in campaign.merchants],
-                campaign.holdout_bps, campaign.salt, created, created,
+                campaign.holdout_bps, campaign.salt, "enrolled_before_start",
+                # The bulk rows include the launch's assignments.
+                moment(campaign.start_s) if campaign.start_s <= calendar.end_s else None,
+                created, created,
             ),
         )  # fmt: skip
 

@@ -178,6 +178,23 @@ def jobs_settle() -> None:
         console.print("no period to close")
 
 
+@jobs_app.command("campaigns")
+def jobs_campaigns() -> None:
+    """Launch targeted campaigns whose start has come: assign every listed member an arm."""
+    from shared.campaigns.launch import launch_due_campaigns
+
+    rules = get_settings().program
+    launched = _run_with_engine(
+        lambda engine: launch_due_campaigns(engine, rules.global_holdout_bps)
+    )
+    for launch in launched:
+        console.print(
+            f"launched {launch.campaign_id}: {launch.treatment} treated, {launch.holdout} holdout"
+        )
+    if not launched:
+        console.print("no campaign to launch")
+
+
 @jobs_app.command("loop")
 def jobs_loop(
     interval: int = typer.Option(300, min=5, help="Seconds between two rounds."),
@@ -186,6 +203,7 @@ def jobs_loop(
     """The worker: every job, every INTERVAL seconds (what compose's worker service runs)."""
     done = 0
     while True:
+        jobs_campaigns()
         jobs_expire(batch_size=5000)
         jobs_tiers()
         jobs_settle()

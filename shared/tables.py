@@ -22,6 +22,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     Numeric,
+    SmallInteger,
     Table,
     Text,
     UniqueConstraint,
@@ -400,6 +401,10 @@ campaigns = Table(
     Column("salt", Text, nullable=False),
     Column("per_member_cap_points", BigInteger),
     Column("budget_points", BigInteger),
+    # Who is assigned: 'triggered' members at their first eligible purchase, or the targeted
+    # list 'enrolled_before_start', assigned at launch (launched_at) by `jobs campaigns`.
+    Column("audience", Text, nullable=False, server_default="triggered"),
+    Column("launched_at", DateTime(timezone=True)),
     _created_at(),
     _updated_at(),
     CheckConstraint(
@@ -411,6 +416,7 @@ campaigns = Table(
     ),
     CheckConstraint("holdout_bps >= 0 AND holdout_bps <= 10000", name="holdout_in_range"),
     CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+    CheckConstraint("audience IN ('triggered', 'enrolled_before_start')", name="audience"),
 )
 
 campaign_assignments = Table(
@@ -428,6 +434,20 @@ Index(
     "ix_campaign_assignments_campaign_arm",
     campaign_assignments.c.campaign_id,
     campaign_assignments.c.arm,
+)
+# A budget is split into shares so concurrent earns of different members lock different
+# rows (no hot campaign row); an award draws on the member's share first (shared/campaigns/
+# budget.py). Sum of remaining = what is left; no share ever goes below zero.
+campaign_budget_shares = Table(
+    "campaign_budget_shares",
+    metadata,
+    Column(
+        "campaign_id", UUID(as_uuid=True), ForeignKey("campaigns.campaign_id"), primary_key=True
+    ),
+    Column("share", SmallInteger, primary_key=True),
+    Column("allotted", BigInteger, nullable=False),
+    Column("remaining", BigInteger, nullable=False),
+    CheckConstraint("remaining >= 0 AND remaining <= allotted", name="remaining_in_range"),
 )
 Index("ix_lots_campaign", lots.c.campaign_id, postgresql_where=lots.c.campaign_id.is_not(None))
 

@@ -61,6 +61,7 @@ class CampaignController(Controller):
             holdout_bps=data.holdout_bps,
             per_member_cap_points=data.per_member_cap_points,
             budget_points=data.budget_points,
+            audience=data.audience,
         )
         return to_wire(campaign, CampaignOut)
 

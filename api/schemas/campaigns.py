@@ -46,6 +46,17 @@ HoldoutBps = Annotated[
     ),
 ]
 PositivePoints = Annotated[int, Meta(ge=1, le=1_000_000_000_000)]
+Audience = Annotated[
+    Literal["triggered", "enrolled_before_start"],
+    Meta(
+        description=(
+            "triggered: a member is assigned an arm at their first eligible purchase in the "
+            "window; enrolled_before_start: a targeted list of every member enrolled before "
+            "the start, assigned at launch."
+        ),
+        examples=["triggered"],
+    ),
+]
 
 
 class CampaignCreate(WireStruct):
@@ -62,6 +73,7 @@ class CampaignCreate(WireStruct):
     holdout_bps: HoldoutBps = 1000
     per_member_cap_points: PositivePoints | None = None
     budget_points: PositivePoints | None = None
+    audience: Audience = "triggered"
 
 
 class CampaignUpdate(WireStruct):
@@ -77,6 +89,7 @@ class CampaignUpdate(WireStruct):
     holdout_bps: HoldoutBps | UnsetType = UNSET
     per_member_cap_points: PositivePoints | None | UnsetType = UNSET
     budget_points: PositivePoints | None | UnsetType = UNSET
+    audience: Audience | UnsetType = UNSET
 
 
 class CampaignOut(WireStruct):
@@ -101,6 +114,8 @@ class CampaignOut(WireStruct):
     holdout_bps: int
     per_member_cap_points: int | None
     budget_points: int | None
+    audience: Audience
+    launched_at: datetime | None
     created_at: datetime
     updated_at: datetime
 

@@ -76,11 +76,21 @@ class LotSummaryOut(WireStruct):
     expires_at: datetime
 
 
+class CampaignBonusOut(WireStruct):
+    """A campaign's bonus on this purchase, as a separate lot funded by its owner."""
+
+    campaign_id: uuid.UUID
+    name: str
+    points: int
+    funder_merchant_id: uuid.UUID | None  # null: HQ
+
+
 class EarnOut(WireStruct):
     transaction_id: uuid.UUID
     member_id: uuid.UUID
     points: int
     breakdown: BreakdownOut
+    campaigns: list[CampaignBonusOut]
     lots: list[LotSummaryOut]
     debt_repaid: int
     tier: str

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared import audit
 from shared.access import Principal
+from shared.campaigns import budget
 from shared.errors import CampaignNotDraft, Conflict, InvalidInput, MerchantNotActive, NotFound
 from shared.tables import campaigns, merchants
 
@@ -233,6 +234,8 @@ class Campaign:
     holdout_bps: int
     per_member_cap_points: int | None
     budget_points: int | None
+    audience: str
+    launched_at: datetime | None
     created_at: datetime
     updated_at: datetime
 
@@ -255,6 +258,8 @@ def _campaign(row) -> Campaign:
         holdout_bps=int(row.holdout_bps),
         per_member_cap_points=row.per_member_cap_points,
         budget_points=row.budget_points,
+        audience=row.audience,
+        launched_at=row.launched_at,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -333,6 +338,7 @@ async def create_campaign(
     holdout_bps: int = 0,
     per_member_cap_points: int | None = None,
     budget_points: int | None = None,
+    audience: str = "triggered",
 ) -> Campaign:
     """A draft campaign. HQ keys create HQ-funded campaigns; a merchant key creates one
     owned and funded by its merchant. The arm salt is random and never changes."""
@@ -364,6 +370,7 @@ async def create_campaign(
                 salt=secrets.token_hex(16),
                 per_member_cap_points=per_member_cap_points,
                 budget_points=budget_points,
+                audience=audience,
             )
             .returning(*_COLUMNS, effective_status_sql.label("effective_status"))
         )
@@ -456,6 +463,7 @@ _UPDATABLE = {
     "holdout_bps",
     "per_member_cap_points",
     "budget_points",
+    "audience",
 }
 
 
@@ -526,6 +534,7 @@ async def schedule_campaign(
         )
     validate_window(current.starts_at, current.ends_at)
     row = await _set_status(connection, campaign_id, "scheduled")
+    await budget.open_budget(connection, campaign_id, row.budget_points)
     await audit.record(connection, actor, "campaign.scheduled", "campaign", campaign_id)
     return _campaign(row)
 

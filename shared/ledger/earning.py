@@ -10,6 +10,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.access import Principal
+from shared.campaigns import awarding
+from shared.campaigns.rules import Purchase
 from shared.database.driver import driver
 from shared.errors import CurrencyMismatch, InvalidInput, MerchantNotActive, NotFound
 from shared.identifiers import IdentifierKind, normalise
@@ -42,11 +44,20 @@ class LotSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class CampaignBonus:
+    campaign_id: uuid.UUID
+    name: str
+    points: int
+    funder_merchant_id: uuid.UUID | None  # None: HQ
+
+
+@dataclass(frozen=True, slots=True)
 class EarnResult:
     transaction_id: uuid.UUID
     member_id: uuid.UUID
     points: int
     breakdown: EarnBreakdown
+    campaigns: list[CampaignBonus]
     lots: list[LotSummary]
     debt_repaid: int
     tier: str
@@ -91,8 +102,9 @@ async def extend_lots_on_activity(
     )
 
 
-# Merchant terms, the member (found by id or by identifier) locked for this transaction, and
-# its qualifying points: everything the earn rules need, in one round trip. The identifier
+# Merchant terms, the member (found by id or by identifier) locked for this transaction, its
+# qualifying points and the campaigns in force at the merchant: everything the earn rules
+# need, in one round trip. The identifier
 # lookup is members.find_member_id's, the qualifying sum tiers.qualifying_points', inlined.
 _CONTEXT_SQL = """
 SELECT m.member_id, m.status, m.tier, m.tier_valid_until, m.enrolled_at, m.referred_by_member_id,
@@ -100,25 +112,29 @@ SELECT m.member_id, m.status, m.tier, m.tier_valid_until, m.enrolled_at, m.refer
        (SELECT coalesce(sum(l.original - l.clawed_back), 0) FROM lots l
          WHERE l.member_id = m.member_id AND l.source = 'base'
            AND l.earned_at > now() - interval '12 months') AS qualifying,
-       mer.status AS merchant_status, mer.currency, mer.earn_rate, mer.pending_days
+       mer.status AS merchant_status, mer.currency, mer.earn_rate, mer.pending_days,
+       {offers} AS offers
 FROM members m
 JOIN member_balances b ON b.member_id = m.member_id
 LEFT JOIN merchants mer ON mer.merchant_id = $2
 WHERE m.member_id = {member}
 FOR UPDATE OF b
 """
-_BY_ID = _CONTEXT_SQL.format(member="$1")
-_BY_NETWORK_IDENTIFIER = _CONTEXT_SQL.format(
-    member=(
+_CONTEXT_SQL = _CONTEXT_SQL.replace("{offers}", awarding.OFFERS_SQL.strip())
+_BY_ID = _CONTEXT_SQL.replace("{member}", "$1")
+_BY_NETWORK_IDENTIFIER = _CONTEXT_SQL.replace(
+    "{member}",
+    (
         "(SELECT member_id FROM member_identifiers WHERE kind = $3 AND scope_merchant_id IS NULL"
         " AND value = $1)"
-    )
+    ),
 )
-_BY_MERCHANT_REF = _CONTEXT_SQL.format(
-    member=(
+_BY_MERCHANT_REF = _CONTEXT_SQL.replace(
+    "{member}",
+    (
         "(SELECT member_id FROM member_identifiers WHERE kind = $3 AND scope_merchant_id = $2"
         " AND value = $1)"
-    )
+    ),
 )
 
 
@@ -189,41 +205,67 @@ async def earn(
         raise InvalidInput(f"One purchase earns at most {MAX_POINTS_PER_EARN:,} points.")
     available_at = max(member.now + timedelta(days=terms.pending_days), occurred_at)
     expires_at = lot_expiry(occurred_at, rules)
+    offers = awarding.offers_from_json(context["offers"])
+    awards = (
+        await awarding.award(
+            connection,
+            Purchase(
+                member_id=member.member_id,
+                tier=member.tier,
+                enrolled_at=context["enrolled_at"],
+                merchant_id=merchant_id,
+                occurred_at=occurred_at,
+                base_points=breakdown.base_points,
+                eligible_minor=breakdown.eligible_amount_minor,
+            ),
+            offers,
+            rules.global_holdout_bps,
+        )
+        if offers
+        else []
+    )
+    # (source, points, funder, campaign): one lot and one issued posting each.
+    grants = [
+        ("base", breakdown.base_points, merchant_id, None),
+        ("tier_bonus", breakdown.tier_bonus_points, None, None),
+    ] + [
+        ("campaign", award.points, award.offer.owner_merchant_id, award.offer.campaign_id)
+        for award in awards
+    ]
+    total_points = sum(points for _, points, _, _ in grants)
     new_lots = [
         NewLot(
-            "base",
-            breakdown.base_points,
+            source,
+            points,
             merchant_id,
-            merchant_id,
+            funder,
             occurred_at,
             available_at,
             expires_at,
-        ),
-        NewLot(
-            "tier_bonus",
-            breakdown.tier_bonus_points,
-            merchant_id,
-            None,
-            occurred_at,
-            available_at,
-            expires_at,
-        ),
+            campaign_id=campaign_id,
+        )
+        for source, points, funder, campaign_id in grants
+        if points > 0
     ]
-    new_lots = [lot for lot in new_lots if lot.points > 0]
     repaid = split_for_debt([lot.points for lot in new_lots], member.debt)
     await extend_lots_on_activity(connection, member, rules)
+    details = {
+        "breakdown": _json(asdict(breakdown)),
+        "lineItems": [asdict(item) for item in line_items],
+    }
+    if awards:
+        details["campaigns"] = [
+            {"campaignId": str(award.offer.campaign_id), "points": award.points} for award in awards
+        ]
     transaction_id = await journal.post(
         connection,
         member,
         kind="earn",
-        entries=[
-            Posting(MEMBER, breakdown.total_points),
-            Posting(ISSUED, -breakdown.base_points, merchant_id),
-            Posting(ISSUED, -breakdown.tier_bonus_points, None),
-        ],
+        entries=[Posting(MEMBER, total_points)]
+        + [Posting(ISSUED, -points, funder) for _, points, funder, _ in grants],
         occurred_at=occurred_at,
         debt_delta=-sum(repaid),
-        earned=breakdown.total_points,
+        earned=total_points,
         new_lots=new_lots,
         repaid=repaid,
         merchant_id=merchant_id,
@@ -232,10 +274,7 @@ async def earn(
         currency=currency,
         external_reference=external_reference,
         actor_key_id=actor.key_id,
-        details={
-            "breakdown": _json(asdict(breakdown)),
-            "lineItems": [asdict(item) for item in line_items],
-        },
+        details=details,
     )
     tier = await tiers.upgrade_if_qualified(
         connection, member, rules, qualifying=context["qualifying"] + breakdown.base_points
@@ -246,8 +285,17 @@ async def earn(
     return EarnResult(
         transaction_id=transaction_id,
         member_id=member.member_id,
-        points=breakdown.total_points,
+        points=total_points,
         breakdown=breakdown,
+        campaigns=[
+            CampaignBonus(
+                award.offer.campaign_id,
+                award.offer.name,
+                award.points,
+                award.offer.owner_merchant_id,
+            )
+            for award in awards
+        ],
         lots=[
             LotSummary(
                 lot.lot_id,

@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
+from contextlib import contextmanager
+from unittest import mock
 from datetime import UTC, datetime
 
 import psycopg
@@ -31,6 +33,7 @@ from seed.network import build_network, moment
 from seed.replay import ShardReplay
 from shared import members as members_service
 from shared.access import SYSTEM, Principal, Role
+from shared.campaigns.launch import launch_due_campaigns
 from shared.database.urls import libpq_conninfo
 from shared.identifiers import IdentifierKind
 from shared.ledger import corrections, earning, expiry, redemption, tiers
@@ -41,7 +44,7 @@ from tests.integration.clock import clock_engine, set_clock
 
 def replayed_network(test_settings):
     config = SeedConfig(
-        members=60, months=14, merchants=6, seed=11, campaigns=(),
+        members=60, months=14, merchants=6, seed=11,
         end=datetime(2026, 6, 1, tzinfo=UTC), refund_rate=0.1, reversal_rate=0.2,
         referral_rate=0.3,
     )  # fmt: skip
@@ -55,6 +58,14 @@ def replayed_network(test_settings):
     sink = Sink(None)
     sink.write(replay.rows)
     return network, shard_members, replay.actions, sink.kept
+
+
+@contextmanager
+def same_member_id(member_id: uuid.UUID):
+    """enrol's first uuid4() is the new member's id; later ones stay random."""
+    real, ids = uuid.uuid4, [member_id]
+    with mock.patch("uuid.uuid4", lambda: ids.pop() if ids else real()):
+        yield
 
 
 class ServicePlayer:
@@ -90,6 +101,7 @@ class ServicePlayer:
 
     async def run_jobs(self, at: int) -> None:
         await set_clock(self.engine, moment(at))
+        await launch_due_campaigns(self.engine, self.rules.global_holdout_bps)
         await redemption.finalise_expired_holds(self.engine)
         await expiry.expire_due_lots(self.engine)
         await tiers.requalify_due(self.engine, self.rules)
@@ -117,7 +129,10 @@ class ServicePlayer:
                 if referrer >= 0 else None,
             )  # fmt: skip
 
-        view = await self.at(at, call)
+        # Campaign arms are a hash of the member id: the member gets the bulk member's id.
+        with same_member_id(ledger.member_id):
+            view = await self.at(at, call)
+        assert view.member_id == ledger.member_id
         self.member_ids[ledger.member_id] = view.member_id
 
     async def play_attach_email(self, at, ledger, index, merchant) -> None:
@@ -191,7 +206,8 @@ class ServicePlayer:
 # --- comparison ---------------------------------------------------------------------------
 
 TABLES = ("ledger_transactions", "postings", "lots", "allocations", "holds",
-          "hold_reservations", "member_balances", "members", "member_identifiers")  # fmt: skip
+          "hold_reservations", "member_balances", "members", "member_identifiers",
+          "campaign_assignments")  # fmt: skip
 
 
 def as_dicts(kept: dict[str, list]) -> dict[str, list[dict]]:
@@ -331,6 +347,8 @@ def _canonical_member(t: dict[str, list], names: dict[str, str]) -> dict:
             )
         },  # fmt: skip
         "identifiers": sorted((row["kind"], row["value"]) for row in t["member_identifiers"]),
+        # Bulk mode assigns at the launch instant, the services when the launch job runs.
+        "arms": sorted((row["campaign_id"], row["arm"]) for row in t["campaign_assignments"]),
     }
 
 
@@ -350,6 +368,8 @@ async def test_bulk_rows_equal_what_the_services_write(database_url, test_settin
     }, "the scenario exercises every kind of service call"
     with psycopg.connect(libpq_conninfo(database_url)) as connection:
         insert_network(connection, network)
+        # Bulk rows come with the launch's assignments; here the launch job makes them.
+        connection.execute("UPDATE campaigns SET launched_at = NULL")
     async with clock_engine(database_url) as engine:
         player = ServicePlayer(engine, network, shard_members, network.rules, test_settings)
         ordered = sorted(enumerate(actions), key=lambda item: (item[1][0], item[0]))
@@ -375,6 +395,11 @@ async def test_bulk_rows_equal_what_the_services_write(database_url, test_settin
         label, part = mismatches[0]
         detail = _first_difference(bulk[label][part], services[label][part])
         pytest.fail(f"{len(mismatches)} differences; first: {label} {part}: {detail}")
+    campaign_lots = [lot for lot in bulk_tables["lots"] if lot["source"] == "campaign"]
+    assert {lot["campaign_id"] for lot in campaign_lots} == {
+        str(campaign.campaign_id) for campaign in network.campaigns
+    }, "every seeded campaign awards bonus lots in the scenario"
+    assert {arm for v in bulk.values() for _, arm in v["arms"]} == {"treatment", "holdout"}
     assert sum(len(v["transactions"]) for v in bulk.values()) == len(
         service_tables["ledger_transactions"]
     )
