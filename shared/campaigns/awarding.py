@@ -51,8 +51,13 @@ class Award:
     points: int
 
 
+def _decoded(value):
+    """json values arrive as text, or decoded when the connection has a json codec."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
 def offers_from_json(value: str | list | None) -> list[Offer]:
-    rows = json.loads(value) if isinstance(value, str) else (value or [])
+    rows = _decoded(value) or []
     return [
         Offer(
             campaign_id=uuid.UUID(row["campaign_id"]),
@@ -116,9 +121,9 @@ async def _history(connection: AsyncConnection, purchase: Purchase, offers: list
                 datetime.fromisoformat(earn["occurred_at"]),
                 int(earn["eligible"] or 0),
             )
-            for earn in json.loads(row["earns"])
+            for earn in _decoded(row["earns"])
         ),
-        awarded={uuid.UUID(key): int(value) for key, value in json.loads(row["awarded"]).items()},
+        awarded={uuid.UUID(key): int(value) for key, value in _decoded(row["awarded"]).items()},
     )
 
 

@@ -19,8 +19,8 @@ import json
 import uuid
 from collections import defaultdict
 from contextlib import contextmanager
-from unittest import mock
 from datetime import UTC, datetime
+from unittest import mock
 
 import psycopg
 import pytest
