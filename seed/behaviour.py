@@ -101,7 +101,7 @@ def draw_members(network: Network, shard: int, first_index: int, count: int) -> 
     )
     rate_per_week = rng.gamma(truth.r, 1.0 / truth.alpha, size=count)
     dropout = rng.beta(truth.a, truth.b, size=count)
-    repeat_budget = rng.geometric(np.clip(dropout, 1e-9, 1.0)) - 1
+    repeat_budget = rng.geometric(np.clip(dropout, 1e-9, 1.0))
     threshold = REDEMPTION_THRESHOLDS[
         rng.choice(len(REDEMPTION_THRESHOLDS), size=count, p=THRESHOLD_WEIGHTS)
     ]

@@ -25,7 +25,13 @@ from shared.ledger.integrity import run_checks
 
 ROOT = Path(__file__).resolve().parents[2]
 END = datetime(2026, 6, 1, tzinfo=UTC)
-SMALL = SeedConfig(members=300, months=14, merchants=8, seed=3, end=END, shard_members=120)
+# Reversals (0.5%) and refunds (2%) are rare: the network raises their rates, and is
+# large enough that every part of the ledger appears (voided holds, refunds after the
+# points were spent...), whatever the draws.
+SMALL = SeedConfig(
+    members=600, months=14, merchants=8, seed=3, end=END, shard_members=240,
+    reversal_rate=0.03, refund_rate=0.06,
+)
 REFERENCE_TABLES = {
     "merchants": ("merchant_id", "name", "industry", "earn_rate", "pending_days", "created_at"),
     "stores": ("store_id", "merchant_id", "code", "name", "city"),

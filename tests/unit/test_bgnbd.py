@@ -25,7 +25,7 @@ from shared.analytics.bgnbd import (
     expected_purchases,
     fit_bgnbd,
     group_identical,
-    histories_from_purchase_days,
+    histories_from_purchases,
     log_likelihood,
     probability_alive,
 )
@@ -183,36 +183,34 @@ def test_impossible_histories_are_refused(frequency, recency, age):
         fit_bgnbd(frequency, recency, age)
 
 
-def test_histories_from_purchase_days_by_hand():
-    """A: first purchase 1 Jan, last 15 Jan, 3 distinct days, as of 1 Feb (exclusive):
-    x = 2, t_x = 14 / 7 = 2 weeks, T = 31 / 7 weeks. B: one purchase on 31 Jan: x = 0,
-    t_x = 0, T = 1 / 7 (the day of the purchase itself is observed)."""
-    histories = histories_from_purchase_days(
-        ["2024-01-01", "2024-01-31"], ["2024-01-15", "2024-01-31"], [3, 1], "2024-02-01"
-    )
-    assert histories.frequency.tolist() == [2, 0]
+DAY = 86_400
+
+
+def test_histories_from_purchases_by_hand():
+    """A: first purchase at day 0, last at day 14, 4 purchases (two on one day), observed
+    until day 31: x = 3, t_x = 14 / 7 = 2 weeks, T = 31 / 7 weeks. B: one purchase at day
+    30.5: x = 0, t_x = 0, T = 0.5 / 7 weeks."""
+    histories = histories_from_purchases([0, 30.5 * DAY], [14 * DAY, 30.5 * DAY], [4, 1], 31 * DAY)
+    assert histories.frequency.tolist() == [3, 0]
     assert histories.recency.tolist() == [2.0, 0.0]
-    assert histories.age.tolist() == pytest.approx([31 / 7, 1 / 7])
+    assert histories.age.tolist() == pytest.approx([31 / 7, 0.5 / 7])
     assert histories.members.tolist() == [1, 1]
-    in_days = histories_from_purchase_days(
-        ["2024-01-01"], ["2024-01-15"], [3], "2024-02-01", days_per_unit=1
-    )
+    in_days = histories_from_purchases([0], [14 * DAY], [3], 31 * DAY, seconds_per_unit=DAY)
     assert (in_days.recency[0], in_days.age[0]) == (14.0, 31.0)
 
 
 @pytest.mark.parametrize(
-    ("first", "last", "days"),
+    ("first", "last", "purchases"),
     [
-        ("2024-01-10", "2024-01-05", 2),  # last before first
-        ("2024-01-01", "2024-02-01", 2),  # last purchase not before as-of
-        ("2024-01-01", "2024-01-03", 4),  # 4 distinct days in a 3-day span
-        ("2024-01-01", "2024-01-03", 1),  # two different dates but one purchase day
-        ("2024-01-01", "2024-01-01", 2),  # one date but two purchase days
+        (10 * DAY, 5 * DAY, 2),  # last before first
+        (1 * DAY, 40 * DAY, 2),  # last purchase after the end of observation
+        (1 * DAY, 3 * DAY, 1),  # two different times but one purchase
+        (1 * DAY, 3 * DAY, 0),  # no purchase at all
     ],
 )
-def test_inconsistent_purchase_days_are_refused(first, last, days):
+def test_inconsistent_purchase_summaries_are_refused(first, last, purchases):
     with pytest.raises(ValueError):
-        histories_from_purchase_days([first], [last], [days], "2024-02-01")
+        histories_from_purchases([first], [last], [purchases], 31 * DAY)
 
 
 def test_grouping_adds_up_members_of_identical_histories():
