@@ -401,8 +401,9 @@ campaigns = Table(
     Column("salt", Text, nullable=False),
     Column("per_member_cap_points", BigInteger),
     Column("budget_points", BigInteger),
-    # Who is assigned: 'triggered' members at their first eligible purchase, or the targeted
-    # list 'enrolled_before_start', assigned at launch (launched_at) by `jobs campaigns`.
+    # Who is assigned: 'triggered' members at their first eligible purchase; or a targeted
+    # list assigned at launch (launched_at) by `jobs campaigns`: 'enrolled_before_start'
+    # (every member enrolled before the start) or 'listed' (campaign_targets).
     Column("audience", Text, nullable=False, server_default="triggered"),
     Column("launched_at", DateTime(timezone=True)),
     _created_at(),
@@ -416,7 +417,9 @@ campaigns = Table(
     ),
     CheckConstraint("holdout_bps >= 0 AND holdout_bps <= 10000", name="holdout_in_range"),
     CheckConstraint("ends_at > starts_at", name="ends_after_start"),
-    CheckConstraint("audience IN ('triggered', 'enrolled_before_start')", name="audience"),
+    CheckConstraint(
+        "audience IN ('triggered', 'enrolled_before_start', 'listed')", name="audience"
+    ),
 )
 
 campaign_assignments = Table(
@@ -435,6 +438,17 @@ Index(
     campaign_assignments.c.campaign_id,
     campaign_assignments.c.arm,
 )
+# The members of a 'listed' campaign's audience (a segment HQ or the merchant uploads).
+campaign_targets = Table(
+    "campaign_targets",
+    metadata,
+    Column("member_id", UUID(as_uuid=True), ForeignKey("members.member_id"), primary_key=True),
+    Column(
+        "campaign_id", UUID(as_uuid=True), ForeignKey("campaigns.campaign_id"), primary_key=True
+    ),
+)
+Index("ix_campaign_targets_campaign", campaign_targets.c.campaign_id)
+
 # A budget is split into shares so concurrent earns of different members lock different
 # rows (no hot campaign row); an award draws on the member's share first (shared/campaigns/
 # budget.py). Sum of remaining = what is left; no share ever goes below zero.

@@ -18,6 +18,8 @@ from api.schemas.campaigns import (
     CampaignResultsOut,
     CampaignStatus,
     CampaignUpdate,
+    TargetsIn,
+    TargetsOut,
 )
 from api.schemas.common import Limit, Offset
 from api.wire import changes_of, to_wire
@@ -163,6 +165,25 @@ class CampaignController(Controller):
     ) -> CampaignOut:
         return to_wire(
             await definitions.schedule_campaign(transaction, principal, campaign_id), CampaignOut
+        )
+
+    @post(
+        "/{campaign_id:uuid}/targets",
+        guards=[writer],
+        status_code=200,
+        summary="Add members to a 'listed' draft campaign's target list (idempotent per member)",
+        responses=problem_responses(400, 401, 403, 404, 409, 413, 422, slugs=_NOT_DRAFT),
+    )
+    async def add_targets(
+        self,
+        campaign_id: FromPath[uuid.UUID],
+        data: JSONBody[TargetsIn],
+        transaction: Transaction,
+        principal: Caller,
+    ) -> TargetsOut:
+        return to_wire(
+            await definitions.add_targets(transaction, principal, campaign_id, data.member_ids),
+            TargetsOut,
         )
 
     @post(

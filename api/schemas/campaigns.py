@@ -47,12 +47,13 @@ HoldoutBps = Annotated[
 ]
 PositivePoints = Annotated[int, Meta(ge=1, le=1_000_000_000_000)]
 Audience = Annotated[
-    Literal["triggered", "enrolled_before_start"],
+    Literal["triggered", "enrolled_before_start", "listed"],
     Meta(
         description=(
             "triggered: a member is assigned an arm at their first eligible purchase in the "
             "window; enrolled_before_start: a targeted list of every member enrolled before "
-            "the start, assigned at launch."
+            "the start, assigned at launch; listed: the members added with POST "
+            "/v1/campaigns/{id}/targets, assigned at launch."
         ),
         examples=["triggered"],
     ),
@@ -207,3 +208,24 @@ class CampaignResultsOut(WireStruct):
     bonus_cost_minor: int
     incremental_revenue: IncrementalRevenueOut | None
     roi: RoiOut | None
+
+
+class TargetsIn(WireStruct):
+    """Members to add to a 'listed' draft campaign's target list (a segment)."""
+
+    member_ids: Annotated[
+        list[uuid.UUID],
+        Meta(
+            min_length=1,
+            max_length=10_000,
+            examples=[["6f1c2d4e-8a9b-4c3d-9e8f-7a6b5c4d3e2f"]],
+        ),
+    ]
+
+
+class TargetsOut(WireStruct):
+    added: int
+    listed: Annotated[int, Meta(description="Members on the list now.")]
+    unknown_member_ids: Annotated[
+        list[uuid.UUID], Meta(description="Ids that are no member (or merged away): not added.")
+    ]

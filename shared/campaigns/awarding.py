@@ -30,14 +30,18 @@ from shared.campaigns.rules import (
 from shared.database.driver import driver
 
 # Campaigns that may apply to a purchase at merchant $2: not draft or cancelled, and whose
-# window is near enough to the database's now (purchases may be backdated 30 days).
+# window is near enough to the database's now (purchases may be backdated 30 days); and
+# whether the member (m, in the earn context query) is on each one's target list.
 OFFERS_SQL = """
 (SELECT coalesce(json_agg(json_build_object(
     'campaign_id', c.campaign_id, 'name', c.name, 'owner_merchant_id', c.owner_merchant_id,
     'kind', c.kind, 'starts_at', c.starts_at, 'ends_at', c.ends_at, 'terms', c.terms,
     'merchant_ids', c.merchant_ids, 'tiers', c.tiers, 'holdout_bps', c.holdout_bps,
     'salt', c.salt, 'audience', c.audience, 'per_member_cap_points', c.per_member_cap_points,
-    'budget_points', c.budget_points) ORDER BY c.starts_at, c.campaign_id), '[]')
+    'budget_points', c.budget_points,
+    'listed', c.audience = 'listed' AND EXISTS (SELECT 1 FROM campaign_targets t
+      WHERE t.member_id = m.member_id AND t.campaign_id = c.campaign_id))
+    ORDER BY c.starts_at, c.campaign_id), '[]')
  FROM campaigns c
  WHERE c.status NOT IN ('draft', 'cancelled')
    AND c.starts_at <= now() + interval '1 hour' AND c.ends_at > now() - interval '31 days'
@@ -76,6 +80,7 @@ def offers_from_json(value: str | list | None) -> list[Offer]:
             audience=row["audience"],
             per_member_cap_points=row["per_member_cap_points"],
             budget_points=row["budget_points"],
+            listed=bool(row["listed"]),
         )
         for row in rows
     ]

@@ -28,13 +28,14 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import case, func, insert, literal, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared import audit
 from shared.access import Principal
 from shared.campaigns import budget
 from shared.errors import CampaignNotDraft, Conflict, InvalidInput, MerchantNotActive, NotFound
-from shared.tables import campaigns, merchants
+from shared.tables import campaign_targets, campaigns, members, merchants
 
 KINDS = ("multiplier", "fixed_bonus", "spend_threshold", "cross_merchant", "win_back")
 STATUSES = ("draft", "scheduled", "running", "ended", "cancelled")
@@ -176,6 +177,14 @@ def validate_terms(kind: str, terms: Any) -> dict[str, Any]:
 def validate_window(starts_at: datetime, ends_at: datetime) -> None:
     if ends_at <= starts_at:
         raise InvalidInput("endsAt must be after startsAt.", field="endsAt")
+
+
+AUDIENCES = ("triggered", "enrolled_before_start", "listed")
+
+
+def validate_audience(audience: str) -> None:
+    if audience not in AUDIENCES:
+        raise InvalidInput(f"Unknown audience {audience!r}.", field="audience", allowed=AUDIENCES)
 
 
 def validate_limits(
@@ -344,6 +353,7 @@ async def create_campaign(
     owned and funded by its merchant. The arm salt is random and never changes."""
     canonical = validate_terms(kind, terms)
     validate_window(starts_at, ends_at)
+    validate_audience(audience)
     validate_limits(
         holdout_bps=holdout_bps,
         per_member_cap_points=per_member_cap_points,
@@ -492,6 +502,7 @@ async def update_campaign(
     if "kind" in changes or "terms" in changes:
         values["terms"] = validate_terms(merged["kind"], merged["terms"])
     validate_window(merged["starts_at"], merged["ends_at"])
+    validate_audience(merged["audience"])
     validate_limits(
         holdout_bps=merged["holdout_bps"],
         per_member_cap_points=merged["per_member_cap_points"],
@@ -570,3 +581,66 @@ async def _set_status(connection: AsyncConnection, campaign_id: uuid.UUID, statu
             .returning(*_COLUMNS, effective_status_sql.label("effective_status"))
         )
     ).one()
+
+
+MAX_TARGETS_PER_CALL = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class TargetsAdded:
+    added: int
+    listed: int  # members on the list now
+    unknown_member_ids: list[uuid.UUID]
+
+
+async def add_targets(
+    connection: AsyncConnection,
+    actor: Principal,
+    campaign_id: uuid.UUID,
+    member_ids: Sequence[uuid.UUID],
+) -> TargetsAdded:
+    """Add members to a 'listed' draft campaign's target list (a segment, e.g. the at-risk
+    list downloaded from the dashboard). Adding a member twice changes nothing; unknown or
+    merged-away ids are reported and not added."""
+    if len(member_ids) > MAX_TARGETS_PER_CALL:
+        raise InvalidInput(f"At most {MAX_TARGETS_PER_CALL:,} members per call.", field="memberIds")
+    current = await _lock(connection, actor, campaign_id)
+    if current.effective_status != "draft":
+        raise CampaignNotDraft(
+            f"Campaign {campaign_id} is {current.effective_status}; only a draft's list changes.",
+            campaignStatus=current.effective_status,
+        )
+    if current.audience != "listed":
+        raise InvalidInput(
+            "Only a campaign whose audience is 'listed' has a target list.", field="audience"
+        )
+    wanted = list(dict.fromkeys(member_ids))
+    known = set(
+        (
+            await connection.execute(
+                select(members.c.member_id).where(
+                    members.c.member_id.in_(wanted), members.c.merged_into_member_id.is_(None)
+                )
+            )
+        ).scalars()
+    )
+    rows = [{"member_id": m, "campaign_id": campaign_id} for m in wanted if m in known]
+    added = 0
+    if rows:
+        added = len(
+            (
+                await connection.execute(
+                    postgresql.insert(campaign_targets)
+                    .values(rows)
+                    .on_conflict_do_nothing()
+                    .returning(campaign_targets.c.member_id)
+                )
+            ).all()
+        )
+    listed = await connection.scalar(
+        select(func.count()).where(campaign_targets.c.campaign_id == campaign_id)
+    )
+    await audit.record(
+        connection, actor, "campaign.targets_added", "campaign", campaign_id, {"added": added}
+    )
+    return TargetsAdded(added, int(listed), [m for m in wanted if m not in known])

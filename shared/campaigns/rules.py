@@ -36,6 +36,7 @@ class Offer:
     audience: str
     per_member_cap_points: int | None
     budget_points: int | None
+    listed: bool = False  # the member is on the campaign's target list ('listed' audience)
 
     def at_merchant(self, merchant_id: uuid.UUID | None) -> bool:
         return not self.merchant_ids or merchant_id in self.merchant_ids
@@ -85,9 +86,17 @@ def targets(offer: Offer, purchase: Purchase, global_holdout_bps: int) -> bool:
         offer.starts_at <= purchase.occurred_at < offer.ends_at
         and offer.at_merchant(purchase.merchant_id)
         and (not offer.tiers or purchase.tier in offer.tiers)
-        and (offer.audience != "enrolled_before_start" or purchase.enrolled_at < offer.starts_at)
+        and in_audience(offer, purchase)
         and not in_global_holdout(purchase.member_id, global_holdout_bps)
     )
+
+
+def in_audience(offer: Offer, purchase: Purchase) -> bool:
+    if offer.audience == "enrolled_before_start":
+        return purchase.enrolled_at < offer.starts_at
+    if offer.audience == "listed":
+        return offer.listed
+    return True
 
 
 def lapsed(offer: Offer, purchase: Purchase, history: History) -> bool:

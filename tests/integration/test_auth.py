@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from sqlalchemy import func, select
 
@@ -218,6 +220,7 @@ WRITE_ROUTES = [
     ("PATCH", "/v1/campaigns/{campaign_id}", {"name": "Hijacked"}),
     ("POST", "/v1/campaigns/{campaign_id}/schedule", None),
     ("POST", "/v1/campaigns/{campaign_id}/cancel", None),
+    ("POST", "/v1/campaigns/{campaign_id}/targets", {"memberIds": [str(uuid.uuid4())]}),
 ]
 # POST routes that only read.
 READ_ONLY_POSTS = {"/v1/members/lookup"}

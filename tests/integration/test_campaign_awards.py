@@ -368,3 +368,52 @@ async def test_launch_assigns_the_targeted_list_once(
         BASE
     ]
     assert len(await rows(async_engine, "SELECT 1 FROM campaign_assignments")) == len(expected)
+
+
+async def test_a_listed_campaign_rewards_only_its_target_list(
+    client_with_rules, keys, make_merchant, async_engine
+):
+    client = client_with_rules(global_holdout_bps=0)  # no member is held out by chance
+    shop = await make_merchant()
+    created = await client.post(
+        "/v1/campaigns",
+        json=body(
+            startsAt=iso(future(1)), endsAt=iso(future(30)), holdoutBps=0, audience="listed"
+        ),  # fmt: skip
+        headers=keys.hq_admin,
+    )
+    campaign_id = created.json()["campaignId"]
+    on_list, off_list = await enrol(client, shop), await enrol(client, shop)
+    stranger = str(uuid.uuid4())
+    path = f"/v1/campaigns/{campaign_id}/targets"
+    first = await client.post(path, json={"memberIds": [on_list, stranger]}, headers=keys.hq_admin)
+    assert first.status_code == 200, first.text
+    assert first.json() == {"added": 1, "listed": 1, "unknownMemberIds": [stranger]}
+    again = await client.post(path, json={"memberIds": [on_list]}, headers=keys.hq_admin)
+    assert again.json() == {"added": 0, "listed": 1, "unknownMemberIds": []}
+
+    scheduled = await client.post(f"/v1/campaigns/{campaign_id}/schedule", headers=keys.hq_admin)
+    assert scheduled.status_code == 200
+    late = await client.post(path, json={"memberIds": [off_list]}, headers=keys.hq_admin)
+    assert late.status_code == 409 and late.json()["type"] == "/problems/campaign-not-draft"
+    await start_now(async_engine, campaign_id, timedelta(hours=1))
+
+    assert [c["points"] for c in (await earned(client, shop, on_list, PURCHASE))["campaigns"]] == [
+        BASE
+    ]
+    assert (await earned(client, shop, off_list, PURCHASE))["campaigns"] == []
+    launched = await launch_due_campaigns(async_engine, global_holdout_bps=0)
+    assert [(x.treatment, x.holdout) for x in launched] == [(1, 0)]
+
+
+async def test_only_a_listed_draft_takes_a_target_list(client, keys, make_merchant):
+    shop = await make_merchant()
+    member = await enrol(client, shop)
+    created = await client.post("/v1/campaigns", json=body(), headers=keys.hq_admin)
+    response = await client.post(
+        f"/v1/campaigns/{created.json()['campaignId']}/targets",
+        json={"memberIds": [member]},
+        headers=keys.hq_admin,
+    )
+    assert response.status_code == 422
+    assert response.json()["field"] == "audience"

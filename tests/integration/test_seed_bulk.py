@@ -29,8 +29,14 @@ END = datetime(2026, 6, 1, tzinfo=UTC)
 # large enough that every part of the ledger appears (voided holds, refunds after the
 # points were spent...), whatever the draws.
 SMALL = SeedConfig(
-    members=600, months=14, merchants=8, seed=3, end=END, shard_members=240,
-    reversal_rate=0.03, refund_rate=0.06,
+    members=600,
+    months=14,
+    merchants=8,
+    seed=3,
+    end=END,
+    shard_members=240,
+    reversal_rate=0.03,
+    refund_rate=0.06,
 )
 REFERENCE_TABLES = {
     "merchants": ("merchant_id", "name", "industry", "earn_rate", "pending_days", "created_at"),

@@ -1,4 +1,4 @@
-"""campaign awards: audiences, launch, budget shares
+"""campaign awards: audiences, target lists, launch, budget shares
 
 Revision ID: 0005
 Revises: 0004
@@ -25,8 +25,25 @@ def upgrade() -> None:
     op.create_check_constraint(
         op.f("ck_campaigns_audience"),
         "campaigns",
-        "audience IN ('triggered', 'enrolled_before_start')",
+        "audience IN ('triggered', 'enrolled_before_start', 'listed')",
     )
+    op.create_table(
+        "campaign_targets",
+        sa.Column("member_id", sa.UUID(), nullable=False),
+        sa.Column("campaign_id", sa.UUID(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["campaign_id"],
+            ["campaigns.campaign_id"],
+            name=op.f("fk_campaign_targets_campaign_id_campaigns"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["member_id"],
+            ["members.member_id"],
+            name=op.f("fk_campaign_targets_member_id_members"),
+        ),
+        sa.PrimaryKeyConstraint("member_id", "campaign_id", name=op.f("pk_campaign_targets")),
+    )
+    op.create_index("ix_campaign_targets_campaign", "campaign_targets", ["campaign_id"])
     op.create_table(
         "campaign_budget_shares",
         sa.Column("campaign_id", sa.UUID(), nullable=False),
@@ -48,6 +65,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("campaign_budget_shares")
+    op.drop_index("ix_campaign_targets_campaign", table_name="campaign_targets")
+    op.drop_table("campaign_targets")
     op.drop_constraint(op.f("ck_campaigns_audience"), "campaigns", type_="check")
     op.drop_column("campaigns", "launched_at")
     op.drop_column("campaigns", "audience")
