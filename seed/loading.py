@@ -17,10 +17,13 @@ import psycopg
 from shared.tables import metadata
 
 # The member-scoped tables bulk mode writes, in load order. Rows are tuples in the tables'
-# column order (shared/tables.py), identity columns left to the database.
+# column order (shared/tables.py), identity columns left to the database. Every table
+# with a foreign key into these is one of them (its keys are set aside during the load):
+# campaign_targets stays empty, since seeded campaigns have no uploaded lists.
 BULK_TABLES = (
     "members", "member_balances", "member_identifiers", "audit_log", "ledger_transactions",
     "postings", "lots", "allocations", "holds", "hold_reservations", "campaign_assignments",
+    "campaign_targets",
 )  # fmt: skip
 COLUMNS = {
     name: tuple(column.name for column in metadata.tables[name].c if column.identity is None)

@@ -149,6 +149,7 @@ class Rows:
     holds: list = field(default_factory=list)
     hold_reservations: list = field(default_factory=list)
     campaign_assignments: list = field(default_factory=list)
+    campaign_targets: list = field(default_factory=list)
 
     def size(self) -> int:
         return sum(len(getattr(self, name)) for name in self.__slots__)
