@@ -28,10 +28,16 @@ def _users(*arguments: str, stdin: str = ""):
 
 
 def test_users_are_added_listed_given_a_new_password_and_disabled(product_database, clean_database):
-    added = _users("add", "grace@hq.example", "--role", "admin", "--display-name", "Grace Hopper",
+    added = _users(
+        "add",
+        "grace@hq.example",
+        "--role",
+        "admin",
+        "--display-name",
+        "Grace Hopper",
         "--password-stdin",
         stdin=PASSWORD + "\n",
-    )  # fmt: skip
+    )
     assert added.exit_code == 0, added.output
     assert PASSWORD not in added.output
     with clean_database.begin() as connection:
@@ -42,9 +48,12 @@ def test_users_are_added_listed_given_a_new_password_and_disabled(product_databa
     assert listed.exit_code == 0 and "grace@hq.example" in listed.output
     assert "Grace Hopper" in listed.output and "enabled" in listed.output
 
-    changed = _users("set-password", "grace@hq.example", "--password-stdin",
+    changed = _users(
+        "set-password",
+        "grace@hq.example",
+        "--password-stdin",
         stdin="another long passphrase\n",
-    )  # fmt: skip
+    )
     assert changed.exit_code == 0, changed.output
     with clean_database.begin() as connection:
         assert hq_users.authenticate(connection, "grace@hq.example", PASSWORD) is None
@@ -80,8 +89,11 @@ def test_the_demo_admin_gets_a_fresh_password_at_every_start(clean_database):
 def test_no_demo_admin_is_added_where_admins_exist_already(clean_database):
     with clean_database.begin() as connection:
         hq_users.create_user(
-            connection, username="ops", display_name="", role=hq_users.HqRole.ADMIN,
+            connection,
+            username="ops",
+            display_name="",
+            role=hq_users.HqRole.ADMIN,
             password=PASSWORD,
-        )  # fmt: skip
+        )
         assert issue_demo_login(connection) is None
         assert [user.username for user in hq_users.list_users(connection)] == ["ops"]
