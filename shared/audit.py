@@ -18,13 +18,17 @@ def entry(
     subject_id: object,
     details: dict[str, Any] | None = None,
 ) -> Insert:
+    details = dict(details or {})
+    if actor.hq_user_id is not None:
+        # Dashboard users have no API key: the record names the person instead.
+        details["hqUserId"] = str(actor.hq_user_id)
     return insert(audit_log).values(
         actor_key_id=actor.key_id,
         actor_role=actor.role.value,
         action=action,
         subject_type=subject_type,
         subject_id=str(subject_id),
-        details=details or {},
+        details=details,
     )
 
 

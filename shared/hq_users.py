@@ -70,7 +70,11 @@ class HqUser:
     @property
     def principal(self) -> Principal:
         """What the user acts as in the domain services (no API key behind it)."""
-        return Principal(role=Role.HQ_ADMIN if self.is_admin else Role.HQ_ANALYST, key_id=None)
+        return Principal(
+            role=Role.HQ_ADMIN if self.is_admin else Role.HQ_ANALYST,
+            key_id=None,
+            hq_user_id=self.user_id,
+        )
 
 
 _COLUMNS = (
