@@ -11,17 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import plotly.graph_objects as go
 import plotly.io as pio
 
 from dashboard import formats
 from shared.analytics.overview import DayActivity
-from shared.campaigns.effect import LiftEstimate
-from shared.campaigns.results import CampaignResults
 from shared.program import CURRENCY_EXPONENTS
 from shared.settlement.liability import LiabilityReport
 from shared.settlement.reads import ClearingCell, StatementView
+
+if TYPE_CHECKING:  # scipy and statsmodels behind them load slowly: types only
+    from shared.campaigns.effect import LiftEstimate
+    from shared.campaigns.results import CampaignResults
 
 FONT = "Inter, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
 INK = "#1f2933"

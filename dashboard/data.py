@@ -15,7 +15,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import streamlit as st
 from sqlalchemy import Connection, Engine, create_engine
@@ -27,10 +27,13 @@ from shared.analytics import campaigns as campaign_listing
 from shared.analytics import filters as filter_options
 from shared.analytics import overview
 from shared.analytics.filters import Filters
-from shared.campaigns import definitions, results
+from shared.campaigns import definitions
 from shared.database.bootstrap import async_url, database_url
 from shared.settings import get_settings
 from shared.settlement import liability, reads
+
+if TYPE_CHECKING:
+    from shared.campaigns.results import CampaignResults
 
 T = TypeVar("T")
 
@@ -128,7 +131,11 @@ def campaigns(filters: Filters) -> list[definitions.Campaign]:
 
 
 @st.cache_data(ttl=SETTLED, show_spinner="Comparing the campaign's arms...")
-def campaign_results(campaign_id: uuid.UUID) -> results.CampaignResults:
+def campaign_results(campaign_id: uuid.UUID) -> CampaignResults:
+    # Imported when first needed: scipy and statsmodels take seconds to import, and the
+    # sign-in screen should not wait for them.
+    from shared.campaigns import results
+
     rules = get_settings().program
     return _run_async(
         lambda connection: results.campaign_results(

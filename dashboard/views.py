@@ -4,16 +4,19 @@ the shared/ dataclasses as they come (figures are in charts.py)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from dashboard import formats
 from dashboard.ui import Figure
 from shared.analytics.filters import Filters
 from shared.campaigns.definitions import Campaign
-from shared.campaigns.results import CampaignResults
 from shared.program import CURRENCY_EXPONENTS
 from shared.settlement import rules as statement_rules
 from shared.settlement.liability import LiabilityReport
 from shared.settlement.reads import NetworkView, StatementView
+
+if TYPE_CHECKING:  # scipy and statsmodels behind it load slowly: types only
+    from shared.campaigns.results import CampaignResults
 
 
 def _amount(label: str, value: int, unit, *, note: str | None = None, help: str = "") -> Figure:
