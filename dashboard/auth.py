@@ -83,23 +83,28 @@ def _sign_in_with_identity_provider(providers: list[str | None]) -> None:
 
 
 def sign_in_screen() -> None:
-    """The only page until someone signs in."""
-    st.title("Coalition HQ")
-    st.caption("The network's dashboard, for HQ staff. Accounts: `coalition users add`.")
-    providers = identity_providers()
-    if providers:
-        _sign_in_with_identity_provider(providers)
-    with st.form("sign_in"):
-        username = st.text_input("Username", autocomplete="username")
-        password = st.text_input("Password", type="password", autocomplete="current-password")
-        submitted = st.form_submit_button("Sign in", type="primary")
-    if submitted:
-        user = data.authenticate(username, password)
-        if user is None:
-            # One message whatever the reason: the screen does not reveal who exists.
-            st.error("Wrong username or password, or the account is disabled.")
-        else:
-            _remember(user)
+    """The only page until someone signs in: a narrow column in the middle."""
+    _, middle, _ = st.columns([1, 1.4, 1])
+    with middle:
+        st.title("Coalition HQ")
+        st.caption(
+            "The network's dashboard, for HQ staff. No account? An HQ admin creates one "
+            "with `coalition users add`."
+        )
+        providers = identity_providers()
+        if providers:
+            _sign_in_with_identity_provider(providers)
+        with st.form("sign_in"):
+            username = st.text_input("Username", autocomplete="username")
+            password = st.text_input("Password", type="password", autocomplete="current-password")
+            submitted = st.form_submit_button("Sign in", type="primary")
+        if submitted:
+            user = data.authenticate(username, password)
+            if user is None:
+                # One message whatever the reason: the screen does not reveal who exists.
+                st.error("Wrong username or password, or the account is disabled.")
+            else:
+                _remember(user)
 
 
 def account_in_sidebar(user: HqUser) -> None:

@@ -29,6 +29,7 @@ from shared.analytics import overview
 from shared.analytics.filters import Filters
 from shared.campaigns import definitions
 from shared.database.bootstrap import async_url, database_url
+from shared.errors import DomainError
 from shared.settings import get_settings
 from shared.settlement import liability, reads
 
@@ -144,15 +145,22 @@ def campaign_results(campaign_id: uuid.UUID) -> CampaignResults:
     )
 
 
-def cancel_campaign(campaign_id: uuid.UUID, actor: hq_users.HqUser) -> definitions.Campaign:
-    """An admin action: the audit record names the HQ user (shared/audit.py)."""
-    cancelled = _run_async(
-        lambda connection: definitions.cancel_campaign(connection, actor.principal, campaign_id),
-        read_only=False,
-    )
-    campaigns.clear()
-    campaign_results.clear()
-    return cancelled
+def cancel_campaign(campaign_id: uuid.UUID, actor: hq_users.HqUser) -> str | None:
+    """An admin action; None when done, else why the service refused (the campaign ended
+    meanwhile, say). The audit record names the HQ user (shared/audit.py)."""
+    try:
+        _run_async(
+            lambda connection: definitions.cancel_campaign(
+                connection, actor.principal, campaign_id
+            ),
+            read_only=False,
+        )
+    except DomainError as refusal:
+        return refusal.detail
+    finally:
+        campaigns.clear()
+        campaign_results.clear()
+    return None
 
 
 # --- Settlement and the liability -------------------------------------------------------

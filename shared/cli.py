@@ -170,10 +170,16 @@ def users_add(
 ) -> None:
     """Add an HQ user; the password is asked twice (or read from stdin)."""
     from shared import hq_users
+    from shared.errors import DomainError
 
     if role not in tuple(hq_users.HqRole):
         console.print("role must be analyst or admin")
         raise typer.Exit(2)
+    try:
+        hq_users.normalise_username(username)  # before asking for a password
+    except DomainError as error:
+        console.print(f"[red]{error.detail}[/red]")
+        raise typer.Exit(2) from None
     password = None if no_password else _read_password(password_stdin)
     user = _in_transaction(
         lambda connection: hq_users.create_user(

@@ -68,7 +68,10 @@ if campaign.status in CANCELLABLE:
     if ui.confirmed_action(
         f"Cancel {campaign.name}",
         "it stops awarding bonuses at once, and cannot be undone; its results stay",
-        key="cancel_campaign",
+        key=f"cancel_{chosen}",  # one acknowledgement per campaign
     ):
-        data.cancel_campaign(chosen, admin)
-        st.rerun()
+        refusal = data.cancel_campaign(chosen, admin)
+        if refusal:
+            ui.warning(refusal)
+        else:
+            st.rerun()

@@ -90,13 +90,16 @@ def test_only_admins_see_the_control_that_cancels_a_campaign(seeded_dashboard, s
         seeded_dashboard(ADMIN[0], page="campaigns"), seeded_url, DRAFT_CAMPAIGN
     )
     assert "Only HQ admins" not in texts(admin)
-    assert admin.button(key="cancel_campaign").disabled  # until the consequence is acknowledged
+    [cancel] = [button for button in admin.button if button.label.startswith("Cancel")]
+    assert cancel.disabled  # until the consequence is acknowledged
 
 
 def test_an_admin_cancels_a_campaign_and_the_audit_names_them(seeded_dashboard, seeded_url):
     app = _choose_campaign(seeded_dashboard(ADMIN[0], page="campaigns"), seeded_url, DRAFT_CAMPAIGN)
-    app.checkbox(key="cancel_campaign_acknowledged").check().run()
-    app.button(key="cancel_campaign").click().run()
+    [acknowledge] = [box for box in app.checkbox if box.label.startswith("I understand")]
+    acknowledge.check().run()
+    [cancel] = [button for button in app.button if button.label.startswith("Cancel")]
+    cancel.click().run()
     assert not app.exception
     assert any("cancelled" in option for option in app.selectbox(key="campaign").options)
     engine = create_engine(seeded_url)

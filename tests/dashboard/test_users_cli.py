@@ -69,6 +69,7 @@ def test_users_add_refuses_an_unknown_role_a_short_password_and_a_duplicate(
     product_database, clean_database
 ):
     assert _users("add", "linus", "--role", "root", "--no-password").exit_code == 2
+    assert _users("add", "has space", "--password-stdin", stdin=PASSWORD).exit_code == 2
     short = _users("add", "linus", "--password-stdin", stdin="short\n")
     assert short.exit_code == 1 and "at least 12 characters" in short.output
     assert _users("add", "linus", "--no-password").exit_code == 0
