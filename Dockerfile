@@ -8,6 +8,7 @@ RUN uv sync --frozen --no-dev --no-install-project
 COPY api ./api
 COPY shared ./shared
 COPY dashboard ./dashboard
+COPY .streamlit/config.toml ./.streamlit/config.toml
 COPY seed ./seed
 RUN uv sync --frozen --no-dev
 USER coalition

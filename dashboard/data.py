@@ -1,14 +1,199 @@
-"""The dashboard's database access: one cached sync engine, cached query results."""
+"""The dashboard's database access: every load the pages make, cached, in one place.
+
+Reads run in REPEATABLE READ READ ONLY transactions, so a figure made of several
+statements sees one snapshot. New queries are sync functions of shared/analytics (the
+dashboard's engine is psycopg); the domain services written for the API are async and
+run through `_run_async` on a short-lived asyncpg connection (a pool cannot outlive the
+event loop of one `asyncio.run`, so it gets none). Results are cached with
+st.cache_data for a few minutes (shared by every session): the TTLs say how stale each
+figure may be. Sign-in and admin actions are never cached.
+"""
 
 from __future__ import annotations
 
-import streamlit as st
-from sqlalchemy import Engine, create_engine
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, TypeVar
 
-from shared.database.bootstrap import database_url
+import streamlit as st
+from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from shared import hq_users, network_summary
+from shared.analytics import campaigns as campaign_listing
+from shared.analytics import filters as filter_options
+from shared.analytics import overview
+from shared.analytics.filters import Filters
+from shared.campaigns import definitions
+from shared.database.bootstrap import async_url, database_url
+from shared.errors import DomainError
 from shared.settings import get_settings
+from shared.settlement import liability, reads
+
+if TYPE_CHECKING:
+    from shared.campaigns.results import CampaignResults
+
+T = TypeVar("T")
+
+LIVE = 60  # seconds: activity figures and the signed-in user's account
+SETTLED = 600  # closed periods never change; campaign statistics are costly
+REFERENCE = 300  # merchants and campaign definitions change rarely
+
+_READ_ONLY = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
 
 
 @st.cache_resource
 def engine() -> Engine:
     return create_engine(database_url(get_settings()), pool_pre_ping=True)
+
+
+def _read(query: Callable[..., T], *arguments) -> T:
+    with engine().connect().execution_options(**_READ_ONLY) as connection:
+        return query(connection, *arguments)
+
+
+def _write(work: Callable[[Connection], T]) -> T:
+    with engine().begin() as connection:
+        return work(connection)
+
+
+def _run_async(work: Callable[[AsyncConnection], Awaitable[T]], *, read_only: bool = True) -> T:
+    async def main() -> T:
+        async_engine = create_async_engine(async_url(engine().url), poolclass=NullPool)
+        try:
+            if read_only:
+                async with async_engine.connect() as connection:
+                    connection = await connection.execution_options(**_READ_ONLY)
+                    return await work(connection)
+            async with async_engine.begin() as connection:
+                return await work(connection)
+        finally:
+            await async_engine.dispose()
+
+    return asyncio.run(main())
+
+
+# --- HQ users (never cached: a sign-in is checked against the database every time) ------
+
+
+def authenticate(username: str, password: str) -> hq_users.HqUser | None:
+    return _write(lambda connection: hq_users.authenticate(connection, username, password))
+
+
+def sign_in_verified(username: str) -> hq_users.HqUser | None:
+    return _write(lambda connection: hq_users.sign_in_verified(connection, username))
+
+
+@st.cache_data(ttl=LIVE, show_spinner=False)
+def enabled_user(username: str) -> hq_users.HqUser | None:
+    """Re-read once a minute at most: disabling a user ends open sessions within a minute."""
+    return _read(hq_users.enabled_user, username)
+
+
+# --- Filters and the Overview ---------------------------------------------------------
+
+
+@st.cache_data(ttl=REFERENCE, show_spinner=False)
+def merchant_options() -> list[filter_options.MerchantOption]:
+    return _read(filter_options.merchant_options)
+
+
+def merchant_names() -> dict[uuid.UUID | None, str]:
+    """Merchant names by id; None is the network itself (points HQ issued or funded)."""
+    return {None: "Network (HQ)"} | {
+        option.merchant_id: option.name for option in merchant_options()
+    }
+
+
+@st.cache_data(ttl=LIVE, show_spinner=False)
+def network_headline() -> network_summary.NetworkSummary:
+    return _read(network_summary.network_summary)
+
+
+@st.cache_data(ttl=LIVE, show_spinner="Reading the ledger...")
+def period_comparison(filters: Filters) -> overview.PeriodComparison:
+    return _read(overview.period_comparison, filters)
+
+
+@st.cache_data(ttl=LIVE, show_spinner=False)
+def daily_activity(filters: Filters) -> list[overview.DayActivity]:
+    return _read(overview.daily_activity, filters)
+
+
+# --- Campaigns ------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=REFERENCE, show_spinner=False)
+def campaigns(filters: Filters) -> list[definitions.Campaign]:
+    return _run_async(lambda connection: campaign_listing.campaigns_in_scope(connection, filters))
+
+
+@st.cache_data(ttl=SETTLED, show_spinner="Comparing the campaign's arms...")
+def campaign_results(campaign_id: uuid.UUID) -> CampaignResults:
+    # Imported when first needed: scipy and statsmodels take seconds to import, and the
+    # sign-in screen should not wait for them.
+    from shared.campaigns import results
+
+    rules = get_settings().program
+    return _run_async(
+        lambda connection: results.campaign_results(
+            connection, campaign_listing.HQ_READER, campaign_id, rules
+        )
+    )
+
+
+def cancel_campaign(campaign_id: uuid.UUID, actor: hq_users.HqUser) -> str | None:
+    """An admin action; None when done, else why the service refused (the campaign ended
+    meanwhile, say). The audit record names the HQ user (shared/audit.py)."""
+    try:
+        _run_async(
+            lambda connection: definitions.cancel_campaign(
+                connection, actor.principal, campaign_id
+            ),
+            read_only=False,
+        )
+    except DomainError as refusal:
+        return refusal.detail
+    finally:
+        campaigns.clear()
+        campaign_results.clear()
+    return None
+
+
+# --- Settlement and the liability -------------------------------------------------------
+
+
+@st.cache_data(ttl=LIVE, show_spinner=False)
+def settlement_periods() -> list[reads.PeriodView]:
+    """Newest first. LIVE: the close job adds one at the end of every period."""
+    return _run_async(reads.list_periods)
+
+
+@st.cache_data(ttl=SETTLED, show_spinner=False)
+def statements(period_id: uuid.UUID) -> list[reads.StatementView]:
+    return _run_async(
+        lambda connection: reads.list_statements(connection, merchant_id=None, period_id=period_id)
+    )
+
+
+@st.cache_data(ttl=SETTLED, show_spinner=False)
+def clearing(period_id: uuid.UUID) -> list[reads.ClearingCell]:
+    return _run_async(lambda connection: reads.clearing(connection, period_id))
+
+
+@st.cache_data(ttl=SETTLED, show_spinner=False)
+def network_view(period_id: uuid.UUID) -> reads.NetworkView:
+    rules = get_settings().program
+    return _run_async(lambda connection: reads.network_view(connection, period_id, rules))
+
+
+@st.cache_data(
+    ttl=REFERENCE, show_spinner="Estimating breakage and rolling the liability forward..."
+)
+def liability_report(as_of: datetime | None) -> liability.LiabilityReport:
+    """As of a past moment, or now (None)."""
+    rules = get_settings().program
+    return _run_async(lambda connection: liability.liability_report(connection, rules, as_of))

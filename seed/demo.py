@@ -7,22 +7,24 @@ bulk generator (`coalition seed`) builds large networks with known ground truth.
 from __future__ import annotations
 
 import random
+import secrets
 from dataclasses import dataclass
 from decimal import Decimal
 
 from faker import Faker
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from shared import api_keys, members, merchants
+from shared import api_keys, hq_users, members, merchants
 from shared.access import SYSTEM, Role
-from shared.errors import DomainError
+from shared.errors import DomainError, NotFound
 from shared.identifiers import IdentifierKind
 from shared.settings import Settings
 from shared.tables import api_keys as api_keys_table
 from shared.tables import merchants as merchants_table
 
 DEMO_KEY_LABEL = "demo"
+DEMO_ADMIN_USERNAME = "demo-admin"
 
 # name, industry, earn rate (points per unit), issuance price, redemption rate, city stores
 DEMO_MERCHANTS = [
@@ -126,3 +128,36 @@ async def issue_demo_credentials(connection: AsyncConnection) -> DemoCredentials
         merchant_id=merchant.merchant_id,
     )
     return DemoCredentials(admin.secret, merchant_key.secret, merchant.name)
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    username: str
+    password: str
+
+
+def issue_demo_login(connection: Connection) -> DemoLogin | None:
+    """The dashboard's demo admin with a fresh password at every start: passwords are
+    stored hashed, so only a new one can be printed (as with the demo keys). None when the
+    database has admins of its own and no demo admin (or a disabled one): whoever manages
+    those users did not ask for a demo login."""
+    password = secrets.token_urlsafe(12)
+    try:
+        demo_admin = hq_users.get_user(connection, DEMO_ADMIN_USERNAME)
+    except NotFound:
+        demo_admin = None
+    if demo_admin is None:
+        if hq_users.has_enabled_admin(connection):
+            return None
+        hq_users.create_user(
+            connection,
+            username=DEMO_ADMIN_USERNAME,
+            display_name="Demo admin",
+            role=hq_users.HqRole.ADMIN,
+            password=password,
+        )
+    elif demo_admin.is_enabled:
+        hq_users.set_password(connection, DEMO_ADMIN_USERNAME, password)
+    else:
+        return None
+    return DemoLogin(DEMO_ADMIN_USERNAME, password)

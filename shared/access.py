@@ -18,8 +18,9 @@ class Role(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Principal:
     role: Role
-    key_id: uuid.UUID | None  # None: the CLI or a job acting as HQ
+    key_id: uuid.UUID | None  # None: the CLI, a job, or an HQ user of the dashboard
     merchant_id: uuid.UUID | None = None
+    hq_user_id: uuid.UUID | None = None  # the dashboard user acting (audit records name them)
 
     @property
     def is_hq(self) -> bool:

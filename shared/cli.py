@@ -118,6 +118,126 @@ def keys_create_admin(
     typer.echo(issued.secret)
 
 
+users_app = typer.Typer(
+    help="HQ dashboard users: analysts read, admins may also change things.",
+    no_args_is_help=True,
+)
+app.add_typer(users_app, name="users")
+
+
+def _in_transaction(work):
+    """Run `work(connection)` in one committed transaction on the migrated product
+    database, through the sync driver (the user functions are sync, like the dashboard)."""
+    from sqlalchemy import create_engine
+
+    from shared.database.migrate import upgrade
+    from shared.errors import DomainError
+
+    url = _database_url()
+    upgrade(url)
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            return work(connection)
+    except DomainError as error:
+        console.print(f"[red]{error.detail}[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+
+
+def _read_password(from_stdin: bool) -> str:
+    """Never from the command line, where shell history and `ps` would keep it."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return typer.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+
+
+_PASSWORD_STDIN = typer.Option(
+    False, "--password-stdin", help="Read the password from the first line of stdin (scripts)."
+)
+
+
+@users_app.command("add")
+def users_add(
+    username: str = typer.Argument(..., help="A name or an e-mail address (OIDC sign-in)."),
+    role: str = typer.Option("analyst", help="analyst (reads) or admin (may also change)."),
+    display_name: str = typer.Option("", help="Shown in the dashboard; default: the username."),
+    password_stdin: bool = _PASSWORD_STDIN,
+    no_password: bool = typer.Option(
+        False, "--no-password", help="Signs in through the identity provider (OIDC) only."
+    ),
+) -> None:
+    """Add an HQ user; the password is asked twice (or read from stdin)."""
+    from shared import hq_users
+    from shared.errors import DomainError
+
+    if role not in tuple(hq_users.HqRole):
+        console.print("role must be analyst or admin")
+        raise typer.Exit(2)
+    try:
+        hq_users.normalise_username(username)  # before asking for a password
+    except DomainError as error:
+        console.print(f"[red]{error.detail}[/red]")
+        raise typer.Exit(2) from None
+    password = None if no_password else _read_password(password_stdin)
+    user = _in_transaction(
+        lambda connection: hq_users.create_user(
+            connection,
+            username=username,
+            display_name=display_name,
+            role=hq_users.HqRole(role),
+            password=password,
+        )
+    )
+    console.print(f"added {user.username} ({user.role})")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """Every HQ user, disabled ones included."""
+    from rich.table import Table
+
+    from shared import hq_users
+
+    def when(moment) -> str:
+        return moment.strftime("%Y-%m-%d %H:%M") if moment else "-"
+
+    table = Table(title="HQ users")
+    for column in ("username", "name", "role", "sign-in", "created", "last sign-in", "status"):
+        table.add_column(column)
+    for user in _in_transaction(hq_users.list_users):
+        table.add_row(
+            user.username,
+            user.display_name,
+            user.role,
+            "password" if user.has_password else "identity provider",
+            when(user.created_at),
+            when(user.last_login_at),
+            "enabled" if user.is_enabled else f"disabled {when(user.disabled_at)}",
+        )
+    Console().print(table)
+
+
+@users_app.command("set-password")
+def users_set_password(username: str, password_stdin: bool = _PASSWORD_STDIN) -> None:
+    """Set a user's password (asked twice, or read from stdin)."""
+    from shared import hq_users
+
+    password = _read_password(password_stdin)
+    user = _in_transaction(lambda connection: hq_users.set_password(connection, username, password))
+    console.print(f"password set for {user.username}")
+
+
+@users_app.command("disable")
+def users_disable(username: str) -> None:
+    """Disable a user: no more sign-ins, open sessions end within a minute."""
+    from shared import hq_users
+
+    user = _in_transaction(lambda connection: hq_users.disable_user(connection, username))
+    console.print(f"{user.username} is disabled")
+
+
 jobs_app = typer.Typer(
     help="Periodic jobs (cron or the compose worker runs them).", no_args_is_help=True
 )
@@ -280,7 +400,7 @@ def up(
 ) -> None:
     """Run the whole product: database, migrations, demo data, API and dashboard."""
     from seed.command import seed_database
-    from seed.demo import has_demo_network, issue_demo_credentials
+    from seed.demo import has_demo_network, issue_demo_credentials, issue_demo_login
     from shared.database.embedded import stop_embedded_servers
     from shared.database.migrate import upgrade
 
@@ -302,6 +422,12 @@ def up(
         )
         jobs_settle()  # the demo's history comes with its closed periods
     credentials = _run_async(issue_demo_credentials)
+    login = _in_transaction(issue_demo_login)
+    dashboard_login = (
+        f"{login.username}  /  {login.password}"
+        if login
+        else "your HQ users (coalition users list)"
+    )
     env = _children_env(url)
     python = sys.executable
     host = settings.api_host
@@ -375,6 +501,7 @@ Coalition is running (ready in {elapsed:.1f}s). Ctrl-C stops everything.
 
   HQ admin API key             {credentials.hq_admin_key}
   Merchant API key ({credentials.merchant_name})  {credentials.merchant_key}
+  Dashboard sign-in            {dashboard_login}
 
   Try (enrol a member at the merchant, then find them by phone):
     curl -s -X POST {api_url}/v1/members -H "Authorization: Bearer {credentials.merchant_key}" \\

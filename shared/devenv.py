@@ -1,7 +1,7 @@
 """Bootstrap a fresh machine (only Python 3.11+ needed) and run the product or the tests.
 
     python3 -m shared.devenv up      # venv, locked install, embedded PostgreSQL, demo, API + dashboard
-    python3 -m shared.devenv test    # venv, locked install, the whole test suite
+    python3 -m shared.devenv test    # venv, locked install, Chromium (apt, if root), the whole test suite
 
 Standard library only: this runs before anything is installed. The install is pinned by
 uv.lock (uv, fetched from PyPI into the venv, is fast); if uv cannot be installed, pip
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -94,6 +95,31 @@ def ensure_environment() -> None:
     STAMP.write_text(_lock_digest())
 
 
+def ensure_browser() -> None:
+    """Debian's Chromium for the dashboard's browser test (tests/e2e/
+    test_dashboard_browser.py), installed with apt when it is missing and we may (root, as
+    in CI). Never a browser download by Playwright. Without it the test is skipped (it
+    fails in CI: .ci/run sets COALITION_REQUIRE_BROWSER)."""
+    apt = shutil.which("apt-get")
+    if shutil.which("chromium") or os.name == "nt" or apt is None:
+        return
+    if os.geteuid() != 0:
+        _log("no chromium: the browser test will be skipped (sudo apt-get install chromium)")
+        return
+    _log("installing chromium (apt) for the dashboard's browser test")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    quiet = {"stdout": subprocess.DEVNULL, "env": env}
+    installed = (
+        subprocess.run([apt, "update", "-qq"], **quiet).returncode == 0
+        and subprocess.run(
+            [apt, "install", "-y", "-qq", "--no-install-recommends", "chromium"], **quiet
+        ).returncode
+        == 0
+    )
+    if not installed:
+        _log("chromium could not be installed: the browser test will say so")
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("up", "test", "install"):
         print(__doc__)
@@ -105,6 +131,7 @@ def main(argv: list[str]) -> int:
     if command == "up":
         arguments = [str(BIN / "coalition"), "up", *rest]
     else:
+        ensure_browser()
         # Both cores by default: each xdist worker gets its own database.
         parallel = [] if any(arg.startswith("-n") for arg in rest) else ["-n", "auto"]
         arguments = [str(PYTHON), "-m", "pytest", *parallel, *rest]

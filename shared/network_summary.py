@@ -43,15 +43,3 @@ def network_summary(connection: Connection) -> NetworkSummary:
             connection.scalar(select(func.coalesce(func.sum(member_balances.c.balance), 0)))
         ),
     )
-
-
-def enrolments_by_merchant(connection: Connection) -> list[tuple[str, int]]:
-    rows = connection.execute(
-        select(merchants.c.name, func.count(members.c.member_id))
-        .select_from(
-            merchants.outerjoin(members, members.c.acquiring_merchant_id == merchants.c.merchant_id)
-        )
-        .group_by(merchants.c.name)
-        .order_by(func.count(members.c.member_id).desc(), merchants.c.name)
-    ).all()
-    return [(name, count) for name, count in rows]

@@ -545,3 +545,26 @@ clearing_lines = Table(
     Column("points", BigInteger, nullable=False),
     Column("amount_minor", BigInteger, nullable=False),  # points x the redeemer's rate
 )
+
+
+# --- HQ dashboard users (docs/dashboard.md) ----------------------------------------------
+# People who sign in to the dashboard, unlike API keys (machines). Never deleted, only
+# disabled, so the audit log's references keep pointing at someone.
+
+hq_users = Table(
+    "hq_users",
+    metadata,
+    Column("user_id", UUID(as_uuid=True), primary_key=True),
+    Column("username", Text, nullable=False, unique=True),  # normalised: lower-case
+    Column("display_name", Text, nullable=False),
+    # argon2id in PHC string form (parameters and salt inside); NULL: signs in through
+    # the identity provider (OIDC) only.
+    Column("password_hash", Text),
+    Column("role", Text, nullable=False),
+    _created_at(),
+    Column("password_changed_at", DateTime(timezone=True)),
+    Column("last_login_at", DateTime(timezone=True)),
+    Column("disabled_at", DateTime(timezone=True)),
+    CheckConstraint("role IN ('analyst', 'admin')", name="role"),
+    CheckConstraint("username = lower(username) AND username <> ''", name="username_normalised"),
+)

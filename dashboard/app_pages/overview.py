@@ -1,42 +1,70 @@
-"""Overview: headline tiles for the network and where members were acquired."""
+"""Overview: the period's headline figures against the period before it, day by day, and
+the alerts."""
 
-import streamlit as st
+from dashboard import charts, data, ui
+from dashboard import formats as fmt
+from dashboard.filters import current_filters
 
-from dashboard import charts
-from dashboard.data import engine
-from shared.network_summary import enrolments_by_merchant, network_summary
-
-
-@st.cache_data(ttl=60)
-def load_overview():
-    with engine().connect() as connection:
-        return network_summary(connection), enrolments_by_merchant(connection)
-
-
-st.title("Coalition network")
-summary, acquisition = load_overview()
-
-merchants_tile, stores_tile, members_tile, new_members_tile, points_tile = st.columns(5)
-merchants_tile.metric(
-    "Active partners",
-    f"{summary.active_merchants:,}",
-    help=f"{summary.suspended_merchants} suspended",
-)
-stores_tile.metric("Open stores", f"{summary.open_stores:,}")
-members_tile.metric("Active members", f"{summary.active_members:,}")
-new_members_tile.metric("Enrolled, last 30 days", f"{summary.members_enrolled_last_30_days:,}")
-points_tile.metric(
-    "Points outstanding",
-    f"{summary.points_outstanding:,} pts",
-    help="Sum of member balances: the points liability before breakage.",
+filters = current_filters()
+network = data.network_headline()
+ui.page_title(
+    "Network overview",
+    f"{fmt.count(network.active_merchants, 'active partners')} · "
+    f"{fmt.count(network.open_stores, 'open stores')} · "
+    f"{fmt.count(network.active_members, 'members')}. "
+    f"{fmt.day_range(filters.first_day, filters.last_day)}, compared with the "
+    f"{filters.days} days before.",
 )
 
-if acquisition:
-    st.plotly_chart(charts.enrolments_by_merchant(acquisition), use_container_width=True)
-    st.caption(
-        "Members counted by the partner where they enrolled (acquiring merchant), all statuses."
+if network.active_merchants + network.suspended_merchants == 0:
+    ui.empty_state(
+        "No partners yet. Create one through the API (`POST /v1/merchants`) "
+        "or run `coalition seed --profile demo`."
     )
 else:
-    st.info(
-        "No partners yet. Create one through the API (`POST /v1/merchants`) or run `coalition seed --profile demo`."
+    period = data.period_comparison(filters)
+    now, before = period.current, period.previous
+    ui.comparison_tiles(
+        [
+            ui.Comparison(
+                "Active members",
+                now.active_members,
+                before.active_members,
+                help="Members with at least one purchase or redemption in the period.",
+            ),
+            ui.Comparison("Purchases", now.purchases, before.purchases),
+            ui.Comparison("Points issued", now.points_issued, before.points_issued, fmt.points),
+            ui.Comparison(
+                "Points redeemed", now.points_redeemed, before.points_redeemed, fmt.points
+            ),
+            ui.Comparison(
+                "Outstanding points",
+                now.outstanding_points,
+                before.outstanding_points,
+                fmt.points,
+                help="Member balances at the end of the period: the liability before "
+                "breakage. Every merchant: points belong to members, not to merchants.",
+                rise_is_good=False,
+            ),
+        ]
     )
+    days = data.daily_activity(filters)
+    if any(day.points_issued or day.points_redeemed for day in days):
+        ui.chart(
+            charts.daily_points(days),
+            how="Ledger transactions by the day they were posted (programme time zone), at "
+            "the selected merchants, for members of the selected tiers. Issued: purchases, "
+            "behaviour points and refund clawbacks (negative). Redeemed: redemptions and "
+            "captured holds, less reversals.",
+        )
+    else:
+        ui.empty_state(
+            "No points were issued or redeemed on these days for this selection. "
+            "Widen the dates, or clear the merchant and tier filters."
+        )
+
+ui.section("Alerts")
+ui.empty_state(
+    "No alert rules exist yet, so nothing can fire. Once rules are defined (thresholds on "
+    "these figures), the alerts they raise are summarised here and listed on the Alerts page."
+)

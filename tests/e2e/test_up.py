@@ -45,5 +45,8 @@ def test_up_starts_api_and_dashboard_on_a_fresh_embedded_database(tmp_path):
     keys = re.findall(r"API key.*?\s(coal_\S+)", result.stdout)
     assert len(keys) == 2 and all(KEY_PATTERN.match(key) for key in keys)
     assert "http://127.0.0.1:" in result.stdout
+    # A demo admin for the dashboard, with a password that works.
+    [(username, password)] = re.findall(r"Dashboard sign-in\s+(\S+)  /  (\S+)", result.stdout)
+    assert username == "demo-admin" and len(password) >= 12
     # The server was stopped on exit: no postmaster is left behind.
     assert not (tmp_path / "state" / "pgdata" / "postmaster.pid").exists()

@@ -1,0 +1,124 @@
+"""The building blocks pages are written with: titles, tiles, charts with their notes,
+tables, empty states. They hide Streamlit's plumbing so a page reads like a description
+of its screen, and they make every page look alike."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from dashboard import formats
+
+
+def page_title(title: str, description: str) -> None:
+    st.title(title)
+    st.caption(description)
+
+
+def section(title: str) -> None:
+    st.subheader(title)
+
+
+def how_computed(note: str) -> None:
+    """The short note every figure carries: where its numbers come from."""
+    st.caption(f":material/info: **How is this computed?** {note}")
+
+
+def chart(figure: go.Figure, how: str) -> None:
+    # theme=None: Streamlit's theme would replace the house template (charts.py).
+    st.plotly_chart(figure, width="stretch", theme=None, config={"displaylogo": False})
+    how_computed(how)
+
+
+def table(rows: list[dict], how: str | None = None) -> None:
+    st.dataframe(rows, hide_index=True, width="stretch")
+    if how:
+        how_computed(how)
+
+
+def empty_state(message: str) -> None:
+    """What a screen says when there is nothing to show, and what would fill it."""
+    st.info(message, icon=":material/inbox:")
+
+
+def coming_soon(shows: Sequence[str]) -> None:
+    """A page whose figures are not built yet: what it will show."""
+    items = "\n".join(f"- {item}" for item in shows)
+    st.info(f"This page is not built yet. It will show:\n\n{items}", icon=":material/construction:")
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """A tile comparing a period with the period of the same length before it."""
+
+    label: str
+    current: int
+    previous: int
+    unit: Callable[..., str] = formats.count
+    help: str | None = None
+    # Whether a rise is good news (green); outstanding points are a liability.
+    rise_is_good: bool = True
+
+
+def comparison_tiles(tiles: Sequence[Comparison]) -> None:
+    """Compact values (the exact ones are in the help), the change as the delta."""
+    for column, tile in zip(st.columns(len(tiles)), tiles, strict=True):
+        exact = (
+            f"This period: {tile.unit(tile.current)}. Previous period: {tile.unit(tile.previous)}."
+        )
+        column.metric(
+            tile.label,
+            tile.unit(tile.current, compact=True),
+            formats.delta(tile.current, tile.previous, tile.unit),
+            delta_color="normal" if tile.rise_is_good else "inverse",
+            help=f"{tile.help}\n\n{exact}" if tile.help else exact,
+            border=True,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    """A scorecard tile: a value and, in grey below it, what qualifies it."""
+
+    label: str
+    value: str
+    note: str | None = None
+    help: str | None = None
+
+
+def figure_tiles(tiles: Sequence[Figure]) -> None:
+    for column, tile in zip(st.columns(len(tiles)), tiles, strict=True):
+        column.metric(
+            tile.label,
+            tile.value,
+            tile.note,
+            delta_color="off",
+            delta_arrow="off",
+            help=tile.help,
+            border=True,
+        )
+
+
+def choose(label: str, options: dict, *, default=None, key: str):
+    """One of `options` (value -> how it reads), `default` first selected."""
+    values = list(options)
+    index = values.index(default) if default in options else 0
+    return st.selectbox(label, values, index=index, format_func=options.get, key=key)
+
+
+def warning(message: str) -> None:
+    st.warning(message, icon=":material/warning:")
+
+
+def details(label: str):
+    """A folded part of the page (`with ui.details(...):`)."""
+    return st.expander(label)
+
+
+def confirmed_action(label: str, consequence: str, *, key: str) -> bool:
+    """A button that works once its consequence has been acknowledged."""
+    acknowledged = st.checkbox(f"I understand: {consequence}", key=f"{key}_acknowledged")
+    return st.button(label, type="primary", disabled=not acknowledged, key=key)

@@ -1,0 +1,281 @@
+"""What the tables and scorecards show: rows and tiles with formatted numbers, built from
+the shared/ dataclasses as they come (figures are in charts.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from dashboard import formats
+from dashboard.ui import Figure
+from shared.analytics.filters import Filters
+from shared.campaigns.definitions import Campaign
+from shared.program import CURRENCY_EXPONENTS
+from shared.settlement import rules as statement_rules
+from shared.settlement.liability import LiabilityReport
+from shared.settlement.reads import NetworkView, StatementView
+
+if TYPE_CHECKING:  # scipy and statsmodels behind it load slowly: types only
+    from shared.campaigns.results import CampaignResults
+
+
+def _amount(label: str, value: int, unit, *, note: str | None = None, help: str = "") -> Figure:
+    """A tile for an amount: compact in the tile, exact in its help."""
+    exact = f"Exactly {unit(value)}."
+    return Figure(label, unit(value, compact=True), note, f"{help} {exact}".strip())
+
+
+def _money(currency: str):
+    def unit(amount_minor: int, compact: bool = False) -> str:
+        return formats.money(amount_minor, currency, compact=compact)
+
+    return unit
+
+
+WHO_PAYS = {
+    "merchant_pays": "merchant pays HQ",
+    "hq_pays": "HQ pays merchant",
+    "nothing_due": "nothing due",
+}
+
+
+# --- Campaigns --------------------------------------------------------------------------
+
+
+def _merchants(campaign: Campaign, names: dict) -> str:
+    if not campaign.merchant_ids:
+        return "every partner"
+    return ", ".join(
+        sorted(names.get(merchant, str(merchant)) for merchant in campaign.merchant_ids)
+    )
+
+
+def campaign_label(campaign: Campaign) -> str:
+    return f"{campaign.name} ({campaign.status}, from {formats.day(campaign.starts_at.date())})"
+
+
+def campaign_rows(campaigns: list[Campaign], names: dict) -> list[dict]:
+    return [
+        {
+            "Campaign": campaign.name,
+            "Status": campaign.status,
+            "Kind": campaign.kind.replace("_", " "),
+            "Funded by": names.get(campaign.owner_merchant_id, "HQ"),
+            "Runs at": _merchants(campaign, names),
+            "Tiers": ", ".join(campaign.tiers) or "every tier",
+            "Window": formats.day_range(campaign.starts_at.date(), campaign.ends_at.date()),
+            "Holdout": formats.percent(campaign.holdout_bps / 10_000, decimals=0),
+        }
+        for campaign in campaigns
+    ]
+
+
+def campaign_window(result: CampaignResults) -> str:
+    arms = (
+        f"{formats.count(result.treatment_members, 'members treated')}, "
+        f"{formats.count(result.holdout_members, 'held out')}"
+    )
+    window = formats.day_range(result.window_start.date(), result.window_end.date())
+    return f"Results over {window} ({result.campaign.status}): {arms}."
+
+
+def _lift(estimate) -> tuple[str, str | None]:
+    if estimate is None or estimate.relative_lift is None:
+        return "n/a", None
+    return (
+        formats.percent(estimate.relative_lift, plus=True),
+        f"95% CI {formats.interval(estimate.relative_ci_low, estimate.relative_ci_high)}",
+    )
+
+
+def campaign_effect_tiles(result: CampaignResults) -> list[Figure]:
+    visits = result.visits.lift if result.visits else None
+    return [
+        Figure(
+            "Visit lift",
+            *_lift(visits),
+            help="Visits per member, treatment vs holdout, CUPED-adjusted on the pre-period.",
+        ),
+        Figure("Spend lift", *_lift(result.spend_minor), help="Purchase amounts per member."),
+        Figure(
+            "Points lift", *_lift(result.points), help="Points earned per member, bonus included."
+        ),
+        Figure("Active-share lift", *_lift(result.active), help="Members with at least one visit."),
+    ]
+
+
+def campaign_money_tiles(result: CampaignResults, currency: str) -> list[Figure]:
+    revenue, roi, money = result.incremental_revenue, result.roi, _money(currency)
+    return [
+        _amount(
+            "Bonus cost",
+            result.bonus_cost_minor,
+            money,
+            note=formats.points(result.bonus_points),
+            help="The campaign's bonus points at the programme's point value.",
+        ),
+        _amount(
+            "Incremental revenue",
+            revenue.amount_minor,
+            money,
+            note=f"95% CI ({money(revenue.ci_low_minor, compact=True)}, "
+            f"{money(revenue.ci_high_minor, compact=True)})",
+            help="The spend lift per member times the treated members.",
+        )
+        if revenue
+        else Figure("Incremental revenue", "n/a"),
+        Figure(
+            "Return on investment",
+            formats.percent(roi.roi, decimals=0, plus=True) if roi else "n/a",
+            f"{roi.revenue_per_cost:.2f} of revenue per unit of cost" if roi else None,
+            help="(Incremental revenue - bonus cost) / bonus cost.",
+        ),
+    ]
+
+
+def sample_ratio_warning(result: CampaignResults) -> str | None:
+    check = result.sample_ratio
+    if check is None or not check.mismatch:
+        return None
+    return (
+        f"The arms are not the split the campaign was configured with: "
+        f"{formats.percent(check.observed_holdout_share)} held out instead of "
+        f"{formats.percent(check.expected_holdout_share)} (p = {check.p_value:.2g}). "
+        "Assignment may be broken: do not trust these results until it is explained."
+    )
+
+
+# --- Settlement -------------------------------------------------------------------------
+
+
+def network_tiles(view: NetworkView) -> list[Figure]:
+    money = _money(view.currency)
+    return [
+        _amount(
+            "Issuance fees",
+            view.issuance_fees_minor,
+            money,
+            help="What merchants paid for the points they issued, net of refund credits.",
+        ),
+        _amount(
+            "Redemption payments",
+            view.redemption_payments_minor,
+            money,
+            help="What HQ paid merchants for points redeemed at their tills, net of reversals.",
+        ),
+        _amount("Spread", view.issuance_spread_minor, money, help="Fees less payments."),
+        _amount(
+            "Net cash",
+            view.net_cash_minor,
+            money,
+            help="What HQ received from the period's statements, breakage shares paid back.",
+        ),
+        _amount(
+            "Breakage revenue",
+            view.breakage_revenue_minor,
+            money,
+            note=formats.points(view.expired_points["merchants"]) + " expired",
+            help="Merchant-funded points that expired this period, at their issuance price.",
+        ),
+    ]
+
+
+def statement_rows(statements: list[StatementView]) -> list[dict]:
+    issued_lines = (
+        statement_rules.POINTS_ISSUED,
+        statement_rules.CAMPAIGN_POINTS,
+        statement_rules.REFUND_CLAWBACKS,
+    )
+    redeemed_lines = (statement_rules.POINTS_REDEEMED, statement_rules.REDEMPTION_REVERSALS)
+    rows = []
+    for statement in sorted(statements, key=lambda statement: statement.merchant_name):
+        lines = statement.lines
+        rows.append(
+            {
+                "Merchant": statement.merchant_name,
+                "Points issued": formats.points(
+                    sum(line.points for line in lines if line.line in issued_lines)
+                ),
+                "Points redeemed": formats.points(
+                    sum(line.points for line in lines if line.line in redeemed_lines)
+                ),
+                "Charged": formats.money(
+                    sum(line.amount_minor for line in lines if line.amount_minor > 0),
+                    statement.currency,
+                ),
+                "Reimbursed": formats.money(
+                    -sum(line.amount_minor for line in lines if line.amount_minor < 0),
+                    statement.currency,
+                ),
+                "Net": formats.money(statement.net_minor, statement.currency),
+                "Who pays": WHO_PAYS[statement.direction],
+            }
+        )
+    return rows
+
+
+# --- Liability --------------------------------------------------------------------------
+
+
+def liability_as_of(filters: Filters) -> datetime | None:
+    """The end of the selected dates, or None (now) when they reach today."""
+    return filters.ends_at if filters.ends_at <= datetime.now(UTC) else None
+
+
+def liability_tiles(report: LiabilityReport) -> list[Figure]:
+    money = _money(report.currency)
+    exponent = CURRENCY_EXPONENTS.get(report.currency, 2)
+    point_value = report.point_value_minor.scaleb(-exponent).normalize()
+    return [
+        _amount(
+            "Outstanding points",
+            report.outstanding_points,
+            formats.points,
+            note=f"as of {formats.day(report.as_of.date())}",
+            help="Sum of member balances at that moment.",
+        ),
+        _amount(
+            "Gross value",
+            report.gross_value_minor,
+            money,
+            note=f"at {point_value:f} {report.currency} a point",
+        ),
+        Figure(
+            "Expected breakage",
+            formats.percent(report.breakage_rate),
+            "default rate: no cohort resolved"
+            if report.breakage.observed_rate is None
+            else f"blend: {formats.percent(report.breakage.credibility, decimals=0)} observed",
+            help="Share of outstanding points expected never to be redeemed. " + report.method,
+        ),
+        _amount(
+            "Liability",
+            report.liability_minor,
+            money,
+            note="net of expected breakage",
+            help="Outstanding points x point value x (1 - breakage rate).",
+        ),
+    ]
+
+
+def roll_forward_rows(report: LiabilityReport) -> list[dict]:
+    currency = report.currency
+
+    def money(amount: int) -> str:
+        return formats.money(amount, currency)
+
+    return [
+        {
+            "Month": f"{line.month:%b %Y}",
+            "Opening": money(line.opening_minor),
+            "Issued": money(line.issued_minor),
+            "Redeemed": money(line.redeemed_minor),
+            "Expired": money(line.expired_minor),
+            "Other": money(line.other_minor),
+            "Change in estimate": money(line.change_in_estimate_minor),
+            "Closing": money(line.closing_minor),
+            "Closing points": formats.points(line.closing_points),
+            "Breakage rate": formats.percent(line.closing_rate),
+        }
+        for line in report.roll_forward
+    ]
