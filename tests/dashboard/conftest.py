@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +18,16 @@ from tests.dashboard.seeded_network import seeded_network
 DASHBOARD = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 
 OpenDashboard = Callable[..., AppTest]
+
+
+@pytest.fixture(autouse=True)
+def keep_the_main_module():
+    """AppTest runs the app as `__main__` and leaves it there; a process pool started
+    later in this worker (the bulk seed spawns processes) would re-run the dashboard in
+    every child while preparing it. Put the real main module back after each test."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 @pytest.fixture(scope="session")

@@ -115,6 +115,9 @@ def dashboard_url(database_url, tmp_path_factory):
 def test_hq_signs_in_and_every_page_renders_in_chromium(dashboard_url):
     from playwright.sync_api import expect, sync_playwright
 
+    # Pages query the database on first load; on two busy cores that can take seconds.
+    expect.set_options(timeout=30_000)
+
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     username, display_name, password = ADMIN
     with sync_playwright() as playwright:
