@@ -641,6 +641,8 @@ webhook_endpoints = Table(
     Column("secret", Text, nullable=False),
     Column("min_severity", Text, nullable=False, server_default="warning"),
     Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    # Deleting an endpoint archives it: its delivery log stays.
+    Column("archived_at", DateTime(timezone=True)),
     _created_at(),
     _updated_at(),
     CheckConstraint("min_severity IN ('info', 'warning', 'critical')", name="min_severity"),

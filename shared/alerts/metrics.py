@@ -127,6 +127,7 @@ def _ratio(numerator: float, denominator: float) -> float | None:
 _FLOWS_SQL = """
 SELECT {key} AS scope_key, width_bucket(t.posted_at, :points) AS bin,
        count(*) FILTER (WHERE t.kind = 'earn') AS purchases,
+       count(*) FILTER (WHERE t.kind IN ('redeem', 'capture')) AS redemptions,
        coalesce(sum(t.points) FILTER (WHERE t.kind = 'earn'), 0) AS issued,
        coalesce(-sum(t.points) FILTER (WHERE t.kind IN ('redeem', 'capture', 'reversal')), 0)
            AS redeemed
@@ -135,7 +136,7 @@ WHERE t.posted_at >= :scan_from AND t.posted_at < :scan_to
   AND t.kind IN ('earn', 'redeem', 'capture', 'reversal')
 GROUP BY 1, 2
 """
-_FLOW_COLUMNS = ("purchases", "issued", "redeemed")
+_FLOW_COLUMNS = ("purchases", "redemptions", "issued", "redeemed")
 
 
 def _flows(
@@ -432,6 +433,16 @@ METRICS = {
             "Earn transactions posted in the window.",
             ALL_SCOPES,
             _flow_metric(lambda flows: flows["purchases"]),
+        ),
+        Metric(
+            "redemptions",
+            "Redemptions",
+            "redemptions",
+            "Redemptions posted in the window (points as tender and captured holds), at the "
+            "merchant where points were spent. Counts, unlike points, are not swayed by one "
+            "member spending a large balance.",
+            ALL_SCOPES,
+            _flow_metric(lambda flows: flows["redemptions"]),
         ),
         Metric(
             "points_issued",
