@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, func, select
 
 from shared.alerts.definitions import Rule, get_rule
+from shared.alerts.evaluation import scope_labels
 from shared.alerts.metrics import measure
 from shared.alerts.rules import ReplayedTick, State, replay, tick_of
 from shared.errors import InvalidInput
@@ -32,6 +33,7 @@ class Episode:
     the end), with the most extreme value seen meanwhile."""
 
     scope_key: str
+    scope_label: str
     fired_at: datetime
     resolved_at: datetime | None
     worst_value: float | None
@@ -40,7 +42,8 @@ class Episode:
 @dataclass(frozen=True, slots=True)
 class ScopeSeries:
     scope_key: str
-    ticks: list[ReplayedTick]
+    scope_label: str
+    points: list[ReplayedTick]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +66,9 @@ def backtest_ticks(end: datetime, days: int, step: timedelta) -> list[datetime]:
     return [last - step * k for k in range(count - 1, -1, -1)]
 
 
-def _episodes(scope_key: str, replayed: Sequence[ReplayedTick], rises: bool) -> list[Episode]:
+def _episodes(
+    scope_key: str, label: str, replayed: Sequence[ReplayedTick], rises: bool
+) -> list[Episode]:
     episodes, fired_at, worst = [], None, None
     for point in replayed:
         if fired_at is not None and point.value is not None:
@@ -74,10 +79,10 @@ def _episodes(scope_key: str, replayed: Sequence[ReplayedTick], rises: bool) -> 
         if change.to_state is State.FIRING and change.from_state is not State.RECOVERING:
             fired_at, worst = point.tick, point.value
         elif change.to_state is State.NORMAL and fired_at is not None:
-            episodes.append(Episode(scope_key, fired_at, point.tick, worst))
+            episodes.append(Episode(scope_key, label, fired_at, point.tick, worst))
             fired_at = None
     if fired_at is not None:
-        episodes.append(Episode(scope_key, fired_at, None, worst))
+        episodes.append(Episode(scope_key, label, fired_at, None, worst))
     return episodes
 
 
@@ -89,11 +94,12 @@ def backtest_rule(
 ) -> Backtest:
     """Replay a rule (stored or not) over the given ticks."""
     values = measure(connection, rule.measure, ticks, tiers)
+    labels = scope_labels(connection, rule.scope, list(values))
     series, episodes = [], []
     for scope_key, scope_values in values.items():
         replayed = replay(ticks, scope_values, rule.condition)
-        series.append(ScopeSeries(scope_key, replayed))
-        episodes += _episodes(scope_key, replayed, rule.comparator.watches_rises)
+        series.append(ScopeSeries(scope_key, labels[scope_key], replayed))
+        episodes += _episodes(scope_key, labels[scope_key], replayed, rule.comparator.watches_rises)
     episodes.sort(key=lambda episode: (episode.fired_at, episode.scope_key))
     step = ticks[1] - ticks[0] if len(ticks) > 1 else rule.evaluate_every
     return Backtest(rule.rule_id, ticks[0], ticks[-1], step, series, episodes)

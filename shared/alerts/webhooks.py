@@ -253,3 +253,10 @@ def list_deliveries(
         )
         for row in rows
     ], total
+
+
+def endpoint_deliveries(
+    connection: Connection, endpoint_id: uuid.UUID, *, limit: int = 100, offset: int = 0
+) -> tuple[list[Delivery], int]:
+    get_endpoint(connection, endpoint_id)  # a 404 for an unknown or deleted endpoint
+    return list_deliveries(connection, endpoint_id=endpoint_id, limit=limit, offset=offset)
