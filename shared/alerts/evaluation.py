@@ -130,7 +130,6 @@ def _queue_deliveries(
     if not destinations:
         return 0
     labels = scope_labels(connection, rule.scope, [change.scope_key for change in notified])
-    now = connection.scalar(select(func.now()))
     rows = [
         {
             "delivery_id": uuid.uuid4(),
@@ -138,7 +137,7 @@ def _queue_deliveries(
             "channel": channel,
             "endpoint_id": endpoint_id,
             "payload": _payload(rule, change, tick, labels[change.scope_key]),
-            "next_attempt_at": now,
+            "next_attempt_at": tick,  # due at once: the tick is never after the job's clock
         }
         for change in notified
         for channel, endpoint_id in destinations
