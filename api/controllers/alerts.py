@@ -109,8 +109,8 @@ class AlertRuleController(Controller):
         summary="When the rule would have fired over the last N days",
         description=(
             "The rule's value at every tick (its period, at least an hour) replayed through "
-            "the state machine from normal. `series=false` leaves out the values and keeps "
-            "the episodes (fired / resolved)."
+            "the state machine from normal, over the `days` days up to `end` (default: now). "
+            "`series=false` leaves out the values and keeps the episodes (fired / resolved)."
         ),
         responses=problem_responses(400, 401, 403, 404),
     )
@@ -120,10 +120,11 @@ class AlertRuleController(Controller):
         transaction: Transaction,
         settings: Config,
         days: FromQuery[BacktestDays] = 90,
+        end: FromQuery[datetime | None] = None,
         series: FromQuery[bool] = True,
     ) -> BacktestOut:
         result = await transaction.run_sync(
-            backtest.backtest, rule_id, days=days, tiers=_tiers(settings)
+            backtest.backtest, rule_id, days=days, tiers=_tiers(settings), end=end
         )
         return to_wire(result if series else replace(result, series=[]), BacktestOut)
 
@@ -142,7 +143,7 @@ class AlertController(Controller):
         self,
         transaction: Transaction,
         # `state` is Litestar's reserved name for application state: the query alias.
-        states: Annotated[list[State] | None, QueryParameter(query="state")] = None,
+        states: Annotated[list[State] | None, QueryParameter(name="state")] = None,
     ) -> list[AlertOut]:
         wanted = [AlertState(value) for value in states] if states else reads.ACTIVE_STATES
         alerts = await transaction.run_sync(reads.current_alerts, wanted)

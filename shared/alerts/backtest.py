@@ -113,7 +113,7 @@ def backtest(
     tiers: Sequence[str] = (),
     end: datetime | None = None,
 ) -> Backtest:
-    """A stored rule over the last `days` days up to `end` (default: the database's now)."""
+    """A stored rule over the `days` days up to `end` (default: the database's now)."""
     if not 1 <= days <= MAX_DAYS:
         raise InvalidInput(f"days must be between 1 and {MAX_DAYS}.", field="days")
     rule = get_rule(connection, rule_id)

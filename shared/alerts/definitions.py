@@ -127,6 +127,16 @@ def check_rule(rule: Rule) -> None:
     check_condition(rule.condition)
 
 
+_ENUMS = {"comparator": Comparator, "severity": Severity, "no_data": NoDataPolicy}
+
+
+def _typed(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Wire strings ('gt', 'warning') as the enums the rule holds."""
+    return {
+        name: _ENUMS[name](value) if name in _ENUMS else value for name, value in values.items()
+    }
+
+
 def _stored(values: Mapping[str, Any]) -> dict[str, Any]:
     return {_COLUMNS[name]: value for name, value in values.items()}
 
@@ -142,7 +152,7 @@ def _unique_name(connection: Connection, statement) -> Any:
 
 
 def create_rule(connection: Connection, actor: Principal, **definition: Any) -> Rule:
-    rule = Rule(rule_id=uuid.uuid4(), **definition)
+    rule = Rule(rule_id=uuid.uuid4(), **_typed(definition))
     check_rule(rule)
     values = {name: getattr(rule, name) for name in ("rule_id", *_DEFINITION)}
     row = _unique_name(
@@ -181,6 +191,7 @@ def update_rule(
     unknown = set(changes) - set(_DEFINITION)
     if unknown:
         raise InvalidInput(f"Unknown fields: {', '.join(sorted(unknown))}.")
+    changes = _typed(changes)
     current = get_rule(connection, rule_id, for_update=True)
     proposed = Rule(
         **{field.name: getattr(current, field.name) for field in fields(Rule)} | dict(changes)
