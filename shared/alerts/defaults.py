@@ -49,19 +49,19 @@ DEFAULT_RULES = (
     DefaultRule(
         name="Partner feed silent",
         description=(
-            "A partner's purchases over three days fell below 14% of the same three days a "
+            "A partner's purchases over three days fell below 20% of the same three days a "
             "week before: its POS or e-commerce integration has most likely stopped sending. "
-            "Only partners with at least 25 purchases in the week-before window are judged "
+            "Only partners with at least 30 purchases in the week-before window are judged "
             "(a drop from 3 to 0 is noise). Resolves at half the week-before level."
         ),
         metric="purchases",
         scope="merchant",
         comparator=Comparator.LT,
-        threshold=0.14,
+        threshold=0.2,
         recovery_threshold=0.5,
         window=3 * DAY,
         baseline_offset=7 * DAY,
-        min_baseline=25,
+        min_baseline=30,
         evaluate_every=HOUR,
         pending_evaluations=3,
         severity=Severity.CRITICAL,
