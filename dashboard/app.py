@@ -13,6 +13,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 st.set_page_config(page_title="Coalition HQ", page_icon=":material/hub:", layout="wide")
 
 navigation = st.navigation(
-    [st.Page("app_pages/overview.py", title="Overview", icon=":material/dashboard:", default=True)]
+    [
+        st.Page(
+            "app_pages/overview.py", title="Overview", icon=":material/dashboard:", default=True
+        ),
+        st.Page("app_pages/alerts.py", title="Alerts", icon=":material/notifications:"),
+    ]
 )
 navigation.run()
