@@ -374,6 +374,7 @@ def up(
             f"{report.total('ledger_transactions'):,} transactions; ground truth: {truth_path}"
         )
         jobs_settle()  # the demo's history comes with its closed periods
+        alerts_install_defaults()  # and with the default alert rules (docs/alerts.md)
     credentials = _run_async(issue_demo_credentials)
     env = _children_env(url)
     python = sys.executable
