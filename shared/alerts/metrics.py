@@ -50,7 +50,6 @@ from shared.settlement.reconciliation import STATEMENT_TOTALS_SQL, STATEMENTS_VS
 
 NETWORK = "network"
 SCOPES = ("network", "merchant", "tier")
-ALL_SCOPES = SCOPES
 REGULAR_PURCHASES = 3  # what makes a member a regular for regular_lapse_rate
 
 Values = dict[str, list[float | None]]  # scope key -> one value per tick
@@ -431,7 +430,7 @@ METRICS = {
             "Purchases",
             "purchases",
             "Earn transactions posted in the window.",
-            ALL_SCOPES,
+            SCOPES,
             _flow_metric(lambda flows: flows["purchases"]),
         ),
         Metric(
@@ -441,7 +440,7 @@ METRICS = {
             "Redemptions posted in the window (points as tender and captured holds), at the "
             "merchant where points were spent. Counts, unlike points, are not swayed by one "
             "member spending a large balance.",
-            ALL_SCOPES,
+            SCOPES,
             _flow_metric(lambda flows: flows["redemptions"]),
         ),
         Metric(
@@ -450,7 +449,7 @@ METRICS = {
             "points",
             "Points members earned on purchases in the window (base, tier and campaign "
             "bonuses), at the merchant where they bought.",
-            ALL_SCOPES,
+            SCOPES,
             _flow_metric(lambda flows: flows["issued"]),
         ),
         Metric(
@@ -459,7 +458,7 @@ METRICS = {
             "points",
             "Points taken as tender in the window (redemptions and captured holds, net of "
             "reversals), at the merchant where they were spent.",
-            ALL_SCOPES,
+            SCOPES,
             _flow_metric(lambda flows: flows["redeemed"]),
         ),
         Metric(
@@ -467,7 +466,7 @@ METRICS = {
             "Burn/earn ratio",
             "ratio",
             "Points redeemed / points issued in the window; no data when nothing was issued.",
-            ALL_SCOPES,
+            SCOPES,
             _flow_metric(lambda flows: _ratio(flows["redeemed"], flows["issued"])),
         ),
         Metric(
@@ -476,7 +475,7 @@ METRICS = {
             "members",
             "Members with at least one purchase in the window (per merchant: there; per "
             "tier: by the member's current tier).",
-            ALL_SCOPES,
+            SCOPES,
             _active_members_metric,
         ),
         Metric(
@@ -485,7 +484,7 @@ METRICS = {
             "ratio",
             "Of the members who bought in the window before the last one, the share who "
             "made no purchase in the last window; no data without such members.",
-            ALL_SCOPES,
+            SCOPES,
             _lapse_metric(regular_purchases=1),
         ),
         Metric(
@@ -496,7 +495,7 @@ METRICS = {
             "the last one, the share who made no purchase in the last window. Regulars are "
             "rarely silent for a whole window by chance or in a slow season, so a spike of "
             "members leaving shows more clearly here than in the plain lapse rate.",
-            ALL_SCOPES,
+            SCOPES,
             _lapse_metric(regular_purchases=REGULAR_PURCHASES),
         ),
         Metric(
@@ -513,7 +512,7 @@ METRICS = {
             "Earn velocity",
             "purchases per member",
             "The most purchases a single member made in the window (fraud, replaying tills).",
-            ALL_SCOPES,
+            SCOPES,
             _earn_velocity_metric,
         ),
         Metric(
