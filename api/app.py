@@ -15,6 +15,7 @@ from litestar.openapi.spec import Components, SecurityScheme, Tag
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from api.auth import ApiKeyAuthentication
+from api.controllers.alerts import AlertController, AlertRuleController, WebhookController
 from api.controllers.api_keys import ApiKeyController
 from api.controllers.campaigns import CampaignController
 from api.controllers.health import HealthController
@@ -73,6 +74,9 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
             StatementController,
             HqSettlementController,
             CampaignController,
+            AlertRuleController,
+            AlertController,
+            WebhookController,
         ],
         lifespan=[database],
         state=State({"settings": settings, "engine": engine}),
@@ -121,6 +125,10 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
                     name="Points", description="Earn, redeem, holds, refunds, reversals, balances."
                 ),
                 Tag(name="Campaigns", description="Campaign definitions: HQ and merchant-funded."),
+                Tag(
+                    name="Alerts",
+                    description="Alert rules, current alerts, history, backtests, webhooks (HQ).",
+                ),
                 Tag(name="Operations", description="Probes and problem types."),
             ],
         ),

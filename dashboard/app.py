@@ -11,7 +11,7 @@ import streamlit as st
 # Streamlit runs this file as a script: make the project's packages importable.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dashboard import auth, filters  # noqa: E402
+from dashboard import auth, data, filters, ui  # noqa: E402
 
 st.set_page_config(page_title="Coalition HQ", page_icon=":material/hub:", layout="wide")
 
@@ -22,13 +22,19 @@ if user is None:
 
 filters.sidebar_filters()
 auth.account_in_sidebar(user)
+firing = data.firing_alert_count()
+ui.alert_badge(firing)
 st.navigation(
     {
         "Network": [
             st.Page(
                 "app_pages/overview.py", title="Overview", icon=":material/dashboard:", default=True
             ),
-            st.Page("app_pages/alerts.py", title="Alerts", icon=":material/notifications:"),
+            st.Page(
+                "app_pages/alerts.py",
+                title=f"Alerts ({firing} firing)" if firing else "Alerts",
+                icon=":material/notifications_active:" if firing else ":material/notifications:",
+            ),
         ],
         "Members": [
             st.Page("app_pages/retention.py", title="Retention", icon=":material/grid_on:"),

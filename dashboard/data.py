@@ -197,3 +197,24 @@ def liability_report(as_of: datetime | None) -> liability.LiabilityReport:
     """As of a past moment, or now (None)."""
     rules = get_settings().program
     return _run_async(lambda connection: liability.liability_report(connection, rules, as_of))
+
+
+@st.cache_data(ttl=LIVE)
+def firing_alert_count() -> int:
+    from shared.alerts.reads import firing_count
+
+    return _read(firing_count)
+
+
+@st.cache_data(ttl=LIVE)
+def active_alerts():
+    from shared.alerts.reads import current_alerts
+
+    return _read(current_alerts)
+
+
+@st.cache_data(ttl=REFERENCE)
+def alert_rule_count() -> int:
+    from shared.alerts.definitions import list_rules
+
+    return sum(rule.enabled for rule in _read(list_rules))

@@ -122,3 +122,12 @@ def confirmed_action(label: str, consequence: str, *, key: str) -> bool:
     """A button that works once its consequence has been acknowledged."""
     acknowledged = st.checkbox(f"I understand: {consequence}", key=f"{key}_acknowledged")
     return st.button(label, type="primary", disabled=not acknowledged, key=key)
+
+
+def alert_badge(firing: int) -> None:
+    """The sidebar's reminder, on every page, that alerts are firing."""
+    if firing:
+        st.sidebar.error(
+            f"{firing} alert{'s' if firing > 1 else ''} firing: see the Alerts page.",
+            icon=":material/notifications_active:",
+        )

@@ -279,3 +279,27 @@ def roll_forward_rows(report: LiabilityReport) -> list[dict]:
         }
         for line in report.roll_forward
     ]
+
+
+ALERT_STATES = {
+    "firing": "🔴 firing",
+    "no_data": "⚪ no data",
+    "recovering": "🟡 recovering",
+    "pending": "🟠 pending",
+    "normal": "🟢 normal",
+}
+
+
+def alert_rows(alerts) -> list[dict]:
+    return [
+        {
+            "State": ALERT_STATES[alert.state],
+            "Severity": alert.severity,
+            "Rule": alert.rule_name,
+            "For": alert.scope_label,
+            "Value": "no data" if alert.value is None else f"{alert.value:,.4g}",
+            "Threshold": f"{alert.comparator} {alert.threshold:g}",
+            "Since": alert.since,
+        }
+        for alert in alerts
+    ]

@@ -71,14 +71,15 @@ ORDER BY idx.tablename, idx.indexname
 def set_aside(connection: psycopg.Connection, tables: tuple[str, ...]) -> SetAside:
     names = list(tables)
     rows = connection.execute(_CONSTRAINTS_SQL, (names,)).fetchall()
+    # Foreign keys from other tables into the bulk ones (campaign_targets -> members) go too:
+    # a primary key cannot be dropped while another table's foreign key depends on it.
     outside = connection.execute(_FOREIGN_KEYS_INTO_SQL, (names, names)).fetchall()
-    if outside:
-        raise RuntimeError(f"foreign keys from other tables into bulk tables: {outside}")
     indexes = [row[0] for row in connection.execute(_INDEXES_SQL, (names,)).fetchall()]
     kept = SetAside(
         primary_and_unique=[(t, n, d) for t, n, d, kind in rows if kind in ("p", "u")],
         indexes=indexes,
-        foreign_keys=[(t, n, d) for t, n, d, kind in rows if kind == "f"],
+        foreign_keys=[(t, n, d) for t, n, d, kind in rows if kind == "f"]
+        + [(t, n, d) for t, n, d in outside],
     )
     for table, name, _ in kept.foreign_keys:
         connection.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')

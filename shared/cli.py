@@ -8,6 +8,7 @@ processes, stopped together on Ctrl-C or SIGTERM.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -315,6 +316,53 @@ def jobs_campaigns() -> None:
         console.print("no campaign to launch")
 
 
+def _sync_engine():
+    from sqlalchemy import create_engine
+
+    return create_engine(_database_url())
+
+
+@jobs_app.command("alerts")
+def jobs_alerts() -> None:
+    """Evaluate every alert rule at its current tick, then send the notifications that are
+    due (idempotent: a tick is evaluated once; docs/alerts.md)."""
+    from shared.alerts.delivery import deliver_due
+    from shared.alerts.evaluation import evaluate_all
+    from shared.alerts.rules import Severity
+
+    settings = get_settings()
+    engine = _sync_engine()
+    try:
+        evaluations, failures = evaluate_all(
+            engine,
+            tiers=[tier.name for tier in settings.program.tiers],
+            email_min_severity=(
+                Severity(settings.alert_email_min_severity)
+                if settings.alert_email_enabled
+                else None
+            ),
+        )
+        deliveries = deliver_due(engine, settings)
+    finally:
+        engine.dispose()
+    evaluated = [evaluation for evaluation in evaluations if evaluation.evaluated]
+    for evaluation in evaluated:
+        for change in evaluation.changes:
+            console.print(
+                f"{evaluation.name} [{change.scope_key}]: {change.change.from_state} -> "
+                f"{change.change.to_state} (value {change.value})"
+            )
+    for failure in failures:
+        console.print(f"[red]rule {failure.rule_id} failed: {failure.error}[/red]")
+    delivered = sum(report.outcome.delivered for report in deliveries)
+    console.print(
+        f"alert rules evaluated: {len(evaluated)} of {len(evaluations) + len(failures)}; "
+        f"notifications sent: {delivered} of {len(deliveries)} due"
+    )
+    if failures:
+        raise typer.Exit(1)
+
+
 @jobs_app.command("loop")
 def jobs_loop(
     interval: int = typer.Option(300, min=5, help="Seconds between two rounds."),
@@ -327,10 +375,35 @@ def jobs_loop(
         jobs_expire(batch_size=5000)
         jobs_tiers()
         jobs_settle()
+        with contextlib.suppress(typer.Exit):  # a failing rule was reported; keep going
+            jobs_alerts()
         done += 1
         if rounds and done >= rounds:
             return
         time.sleep(interval)
+
+
+alerts_app = typer.Typer(help="Alert rules.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.command("install-defaults")
+def alerts_install_defaults() -> None:
+    """Store the documented default alert rules the network does not have yet (by name)."""
+    from shared.access import SYSTEM
+    from shared.alerts.defaults import install_defaults
+    from shared.database.migrate import upgrade
+
+    upgrade(_database_url())
+    engine = _sync_engine()
+    try:
+        with engine.begin() as connection:
+            created = install_defaults(connection, SYSTEM)
+    finally:
+        engine.dispose()
+    for name in created:
+        console.print(f"created: {name}")
+    console.print(f"{len(created)} default alert rules installed")
 
 
 @app.command("audit")
@@ -421,6 +494,7 @@ def up(
             f"{report.total('ledger_transactions'):,} transactions; ground truth: {truth_path}"
         )
         jobs_settle()  # the demo's history comes with its closed periods
+        alerts_install_defaults()  # and with the default alert rules (docs/alerts.md)
     credentials = _run_async(issue_demo_credentials)
     login = _in_transaction(issue_demo_login)
     dashboard_login = (

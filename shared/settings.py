@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.program import ProgramRules
@@ -70,6 +71,32 @@ class Settings(BaseSettings):
         "takes effect within this time. 0 disables the cache.",
     )
     program: ProgramRules = Field(default_factory=ProgramRules, alias="COALITION_PROGRAM")
+
+    # Alert e-mail (docs/alerts.md): sent when a host and at least one recipient are set.
+    smtp_host: str | None = Field(default=None, alias="COALITION_SMTP_HOST")
+    smtp_port: int = Field(default=25, alias="COALITION_SMTP_PORT")
+    smtp_starttls: bool = Field(
+        default=False,
+        alias="COALITION_SMTP_STARTTLS",
+        description="Upgrade the connection with STARTTLS before logging in (port 587).",
+    )
+    smtp_username: str | None = Field(default=None, alias="COALITION_SMTP_USERNAME")
+    smtp_password: SecretStr | None = Field(default=None, alias="COALITION_SMTP_PASSWORD")
+    smtp_sender: str = Field(default="coalition-alerts@localhost", alias="COALITION_SMTP_FROM")
+    alert_email_to: list[str] = Field(
+        default=[],
+        alias="COALITION_ALERT_EMAIL_TO",
+        description='Recipients of alert e-mail, as a JSON list: ["ops@example.com"].',
+    )
+    alert_email_min_severity: Literal["info", "warning", "critical"] = Field(
+        default="warning",
+        alias="COALITION_ALERT_EMAIL_MIN_SEVERITY",
+        description="Alerts of a lower severity are not e-mailed (webhooks have their own).",
+    )
+
+    @property
+    def alert_email_enabled(self) -> bool:
+        return bool(self.smtp_host and self.alert_email_to)
 
 
 @lru_cache(maxsize=1)

@@ -16,9 +16,11 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Double,
     ForeignKey,
     Identity,
     Index,
+    Interval,
     LargeBinary,
     MetaData,
     Numeric,
@@ -567,4 +569,155 @@ hq_users = Table(
     Column("disabled_at", DateTime(timezone=True)),
     CheckConstraint("role IN ('analyst', 'admin')", name="role"),
     CheckConstraint("username = lower(username) AND username <> ''", name="username_normalised"),
+)
+
+
+# --- Alerts (docs/alerts.md) -------------------------------------------------------------
+# A rule watches one metric (shared/alerts/metrics.py) for a scope: the network, each
+# merchant or each tier. Every scope key of a rule is an instance with its own state
+# (shared/alerts/rules.py); every change of state is an event, and the events HQ is told
+# about are delivered to webhooks and by e-mail with retries (shared/alerts/delivery.py).
+
+alert_rules = Table(
+    "alert_rules",
+    metadata,
+    Column("rule_id", UUID(as_uuid=True), primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("metric", Text, nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("comparator", Text, nullable=False),
+    # Metric values are counts and ratios (floats), not money: thresholds are floats too.
+    Column("threshold", Double, nullable=False),
+    # Hysteresis: a firing alert recovers only once the value is back past this one (NULL:
+    # the threshold itself).
+    Column("recovery_threshold", Double),
+    Column("window_length", Interval, nullable=False),
+    Column("evaluate_every", Interval, nullable=False),  # the tick: evaluation times align to it
+    # The value is metric(window) / metric(same window this much earlier) when set.
+    Column("baseline_offset", Interval),
+    Column("min_baseline", Double),  # a smaller baseline makes the ratio no data
+    Column("pending_evaluations", SmallInteger, nullable=False, server_default=text("1")),
+    Column("recovery_evaluations", SmallInteger, nullable=False, server_default=text("1")),
+    Column("severity", Text, nullable=False),
+    Column("no_data", Text, nullable=False, server_default="keep"),
+    Column("owner", Text, nullable=False),
+    Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    # Deleting a rule archives it: its history stays readable, it is never evaluated again.
+    Column("archived_at", DateTime(timezone=True)),
+    _created_at(),
+    _updated_at(),
+    CheckConstraint("scope IN ('network', 'merchant', 'tier')", name="scope"),
+    CheckConstraint("comparator IN ('gt', 'gte', 'lt', 'lte')", name="comparator"),
+    CheckConstraint("severity IN ('info', 'warning', 'critical')", name="severity"),
+    CheckConstraint("no_data IN ('keep', 'ok', 'breach', 'alert')", name="no_data"),
+    CheckConstraint("pending_evaluations BETWEEN 1 AND 1000", name="pending_in_range"),
+    CheckConstraint("recovery_evaluations BETWEEN 1 AND 1000", name="recovery_in_range"),
+    CheckConstraint("window_length > interval '0'", name="window_positive"),
+    CheckConstraint("evaluate_every >= interval '1 minute'", name="evaluate_every_minimum"),
+)
+
+alert_instances = Table(
+    "alert_instances",
+    metadata,
+    Column("rule_id", UUID(as_uuid=True), ForeignKey("alert_rules.rule_id"), primary_key=True),
+    # 'network', a merchant_id or a tier name
+    Column("scope_key", Text, primary_key=True),
+    Column("state", Text, nullable=False),
+    # Consecutive evaluations counted toward the next change (pending or recovering).
+    Column("streak", SmallInteger, nullable=False, server_default=text("0")),
+    Column("value", Double),  # the last value seen; NULL: no data
+    Column("evaluated_at", DateTime(timezone=True), nullable=False),  # the last tick evaluated
+    Column("since", DateTime(timezone=True), nullable=False),  # the tick the state began
+    CheckConstraint(
+        "state IN ('normal', 'pending', 'firing', 'recovering', 'no_data')", name="state"
+    ),
+)
+Index("ix_alert_instances_state", alert_instances.c.state)
+
+alert_events = Table(
+    "alert_events",
+    metadata,
+    Column("event_id", UUID(as_uuid=True), primary_key=True),
+    Column("rule_id", UUID(as_uuid=True), ForeignKey("alert_rules.rule_id"), nullable=False),
+    Column("scope_key", Text, nullable=False),
+    Column("tick", DateTime(timezone=True), nullable=False),
+    Column("from_state", Text, nullable=False),
+    Column("to_state", Text, nullable=False),
+    Column("value", Double),
+    Column("threshold", Double, nullable=False),  # the rule's, when it changed
+    Column("severity", Text, nullable=False),
+    Column("notified", Boolean, nullable=False),  # firing, resolved and no-data are sent
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    # One change per instance and tick: evaluating a tick again writes nothing.
+    UniqueConstraint("rule_id", "scope_key", "tick"),
+)
+Index("ix_alert_events_tick", alert_events.c.tick)
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("endpoint_id", UUID(as_uuid=True), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    # Signs every delivery (HMAC-SHA256): kept in clear because signing needs it.
+    Column("secret", Text, nullable=False),
+    Column("min_severity", Text, nullable=False, server_default="warning"),
+    Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    # Deleting an endpoint archives it: its delivery log stays.
+    Column("archived_at", DateTime(timezone=True)),
+    _created_at(),
+    _updated_at(),
+    CheckConstraint("min_severity IN ('info', 'warning', 'critical')", name="min_severity"),
+    CheckConstraint("url ~ '^https?://'", name="url_http"),
+)
+
+# One row per notified event and destination (a webhook endpoint, or the e-mail recipients),
+# written with the event (an outbox); the delivery job sends it until it succeeds or runs
+# out of attempts.
+alert_deliveries = Table(
+    "alert_deliveries",
+    metadata,
+    Column("delivery_id", UUID(as_uuid=True), primary_key=True),
+    Column("event_id", UUID(as_uuid=True), ForeignKey("alert_events.event_id"), nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("endpoint_id", UUID(as_uuid=True), ForeignKey("webhook_endpoints.endpoint_id")),
+    # The message, fixed when the event happened: every attempt sends the same body.
+    Column("payload", JSONB, nullable=False),
+    Column("status", Text, nullable=False, server_default="pending"),
+    Column("attempts", SmallInteger, nullable=False, server_default=text("0")),
+    # When the next attempt is due; a worker that claims the delivery moves it forward (a
+    # lease), so a crashed worker's delivery is tried again.
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True)),
+    _created_at(),
+    CheckConstraint("channel IN ('webhook', 'email')", name="channel"),
+    CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
+    CheckConstraint(
+        "(channel = 'webhook') = (endpoint_id IS NOT NULL)", name="webhooks_have_endpoint"
+    ),
+    UniqueConstraint("event_id", "channel", "endpoint_id", postgresql_nulls_not_distinct=True),
+)
+Index(
+    "ix_alert_deliveries_due",
+    alert_deliveries.c.next_attempt_at,
+    postgresql_where=alert_deliveries.c.status == "pending",
+)
+
+# The delivery log: every attempt with what came back.
+alert_delivery_attempts = Table(
+    "alert_delivery_attempts",
+    metadata,
+    Column(
+        "delivery_id",
+        UUID(as_uuid=True),
+        ForeignKey("alert_deliveries.delivery_id"),
+        primary_key=True,
+    ),
+    Column("attempt", SmallInteger, primary_key=True),
+    Column("attempted_at", DateTime(timezone=True), nullable=False),
+    Column("status_code", SmallInteger),  # NULL: no HTTP answer (or e-mail)
+    Column("error", Text),  # NULL: delivered
+    Column("duration_ms", BigInteger, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True)),  # NULL: no further attempt
 )

@@ -1,7 +1,9 @@
 """Overview: the period's headline figures against the period before it, day by day, and
 the alerts."""
 
-from dashboard import charts, data, ui
+import streamlit as st
+
+from dashboard import charts, data, ui, views
 from dashboard import formats as fmt
 from dashboard.filters import current_filters
 
@@ -64,7 +66,18 @@ else:
         )
 
 ui.section("Alerts")
-ui.empty_state(
-    "No alert rules exist yet, so nothing can fire. Once rules are defined (thresholds on "
-    "these figures), the alerts they raise are summarised here and listed on the Alerts page."
-)
+alerts = data.active_alerts()
+if data.alert_rule_count() == 0:
+    ui.empty_state(
+        "No alert rule is enabled, so nothing can fire. Install the defaults with "
+        "`coalition alerts install-defaults`, or write rules on the Alerts page."
+    )
+elif not alerts:
+    st.success("Every alert rule is normal.", icon=":material/check_circle:")
+else:
+    ui.table(
+        views.alert_rows(alerts),
+        how="Alert rules evaluated by `coalition jobs alerts` (every few minutes in the "
+        "worker). Firing: the rule breached its threshold for its pending evaluations. "
+        "The Alerts page has the history, the rules and their backtests.",
+    )

@@ -5,6 +5,46 @@ from __future__ import annotations
 
 from shared.ledger.integrity import Check
 
+# The statement checks take the periods they look at as a subquery of period ids: the audit
+# checks every closed period, the settlement-imbalance alert metric (shared/alerts/
+# metrics.py) only the periods closed in its window. Both return the failing statements'
+# period_id and merchant_id.
+ALL_PERIODS = "SELECT period_id FROM settlement_periods"
+
+STATEMENT_TOTALS_SQL = (
+    "SELECT s.statement_id, s.period_id, s.merchant_id, s.net_minor, coalesce(l.total, 0) AS lines "
+    "FROM statements s LEFT JOIN (SELECT statement_id, sum(amount_minor) AS total "
+    "FROM statement_lines GROUP BY 1) l USING (statement_id) "
+    "WHERE s.period_id IN ({periods}) AND s.net_minor <> coalesce(l.total, 0)"
+)
+
+STATEMENTS_VS_LEDGER_SQL = """
+WITH ledger AS (
+    SELECT s.period_id, p.merchant_id,
+           sum(CASE WHEN p.account = 'issued' THEN -p.amount ELSE 0 END) AS issued,
+           sum(CASE WHEN p.account = 'redeemed' THEN p.amount ELSE 0 END) AS redeemed
+    FROM settled_transactions s JOIN postings p USING (member_id, transaction_id)
+    WHERE p.merchant_id IS NOT NULL AND p.account IN ('issued', 'redeemed')
+      AND s.period_id IN ({periods})
+    GROUP BY 1, 2
+), stated AS (
+    SELECT st.period_id, st.merchant_id,
+           sum(CASE WHEN l.line IN ('points_issued', 'campaign_points',
+               'refund_clawbacks') THEN l.points ELSE 0 END) AS issued,
+           sum(CASE WHEN l.line IN ('points_redeemed', 'redemption_reversals')
+               THEN l.points ELSE 0 END) AS redeemed
+    FROM statements st LEFT JOIN statement_lines l USING (statement_id)
+    WHERE st.period_id IN ({periods})
+    GROUP BY 1, 2
+)
+SELECT period_id, merchant_id, ledger.issued AS ledger_issued,
+       stated.issued AS stated_issued, ledger.redeemed AS ledger_redeemed,
+       stated.redeemed AS stated_redeemed
+FROM ledger FULL JOIN stated USING (period_id, merchant_id)
+WHERE coalesce(ledger.issued, 0) <> coalesce(stated.issued, 0)
+   OR coalesce(ledger.redeemed, 0) <> coalesce(stated.redeemed, 0)
+"""
+
 CHECKS = (
     Check(
         "settlement complete",
@@ -18,38 +58,13 @@ CHECKS = (
     Check(
         "statement totals",
         "a statement's net amount is the sum of its rounded lines",
-        "SELECT s.statement_id, s.net_minor, coalesce(l.total, 0) AS lines FROM statements s "
-        "LEFT JOIN (SELECT statement_id, sum(amount_minor) AS total FROM statement_lines "
-        "GROUP BY 1) l USING (statement_id) WHERE s.net_minor <> coalesce(l.total, 0)",
+        STATEMENT_TOTALS_SQL.format(periods=ALL_PERIODS),
     ),
     Check(
         "statements = ledger",
         "each statement's issued and redeemed points equal its merchant's postings in the "
         "transactions the period settled",
-        """
-        WITH ledger AS (
-            SELECT s.period_id, p.merchant_id,
-                   sum(CASE WHEN p.account = 'issued' THEN -p.amount ELSE 0 END) AS issued,
-                   sum(CASE WHEN p.account = 'redeemed' THEN p.amount ELSE 0 END) AS redeemed
-            FROM settled_transactions s JOIN postings p USING (member_id, transaction_id)
-            WHERE p.merchant_id IS NOT NULL AND p.account IN ('issued', 'redeemed')
-            GROUP BY 1, 2
-        ), stated AS (
-            SELECT st.period_id, st.merchant_id,
-                   sum(CASE WHEN l.line IN ('points_issued', 'campaign_points',
-                       'refund_clawbacks') THEN l.points ELSE 0 END) AS issued,
-                   sum(CASE WHEN l.line IN ('points_redeemed', 'redemption_reversals')
-                       THEN l.points ELSE 0 END) AS redeemed
-            FROM statements st LEFT JOIN statement_lines l USING (statement_id)
-            GROUP BY 1, 2
-        )
-        SELECT period_id, merchant_id, ledger.issued AS ledger_issued,
-               stated.issued AS stated_issued, ledger.redeemed AS ledger_redeemed,
-               stated.redeemed AS stated_redeemed
-        FROM ledger FULL JOIN stated USING (period_id, merchant_id)
-        WHERE coalesce(ledger.issued, 0) <> coalesce(stated.issued, 0)
-           OR coalesce(ledger.redeemed, 0) <> coalesce(stated.redeemed, 0)
-        """,
+        STATEMENTS_VS_LEDGER_SQL.format(periods=ALL_PERIODS),
     ),
     Check(
         "clearing = statements",
