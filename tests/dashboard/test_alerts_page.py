@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
 from streamlit.testing.v1 import AppTest
 
+from shared import hq_users
 from shared.access import SYSTEM
 from shared.alerts import definitions
 from shared.alerts.evaluation import evaluate_all
@@ -38,8 +39,22 @@ def dashboard_database(database_url, clean_database, monkeypatch):
     st.cache_resource.clear()
 
 
-def alerts_page() -> AppTest:
-    app = AppTest.from_file(str(DASHBOARD), default_timeout=60).run()
+def alerts_page(role: str = "admin") -> AppTest:
+    """The Alerts page as a signed-in HQ user of this role."""
+    with create_engine(get_settings().database_url).begin() as connection:
+        username = f"alerts-{role}"
+        if username not in {user.username for user in hq_users.list_users(connection)}:
+            hq_users.create_user(
+                connection,
+                username=username,
+                display_name=f"Alerts {role}",
+                role=role,
+                password="a password long enough",
+            )
+        user = hq_users.get_user(connection, username)
+    app = AppTest.from_file(str(DASHBOARD), default_timeout=60)
+    app.session_state["hq_user"] = user
+    app.run()
     app.switch_page("app_pages/alerts.py").run()
     assert not app.exception, app.exception
     return app
@@ -120,3 +135,13 @@ def test_the_editor_creates_a_rule_and_explains_a_refusal(dashboard_database):
             connection.scalar(select(alert_rules.c.name).where(alert_rules.c.name == "Broken"))
             is None
         )
+
+
+def test_an_analyst_sees_the_alerts_but_not_the_rule_editor(dashboard_database):
+    analyst = alerts_page("analyst")
+    assert [box.label for box in analyst.text_input if box.label == "Name"] == []
+    assert "Only HQ admins can create, change or delete alert rules." in [
+        caption.value.split("** ")[-1].replace(":material/lock: ", "") for caption in analyst.caption
+    ]
+    admin = alerts_page("admin")
+    assert [box.label for box in admin.text_input if box.label == "Name"] == ["Name"]

@@ -39,6 +39,7 @@ PAGES = [
     ("Merchants & settlement", "Merchants & settlement", 3),
     ("Campaigns", "Campaigns", 1),
 ]
+NOT_BUILT_YET = ("Retention", "Churn", "Activity", "Redemption")
 
 
 def _screenshot(page, name: str) -> None:
@@ -147,7 +148,7 @@ def test_hq_signs_in_and_every_page_renders_in_chromium(dashboard_url):
                 expect(plots).to_have_count(charts)
                 if charts:
                     expect(plots.first.locator(".main-svg").first).to_be_visible()
-                else:
+                elif link in NOT_BUILT_YET:
                     expect(page.get_by_text("This page is not built yet")).to_be_visible()
                 slug = re.sub(r"[^a-z]+", "-", link.lower()).strip("-")
                 _screenshot(page, f"{number:02d}-{slug}.png")
