@@ -178,6 +178,26 @@ def jobs_settle() -> None:
         console.print("no period to close")
 
 
+@jobs_app.command("rollups")
+def jobs_rollups(
+    full: bool = typer.Option(False, help="Rebuild every rollup from the whole ledger."),
+) -> None:
+    """Bring the analytics rollups up to date from their watermark (idempotent)."""
+    from sqlalchemy import create_engine
+
+    from shared.analytics.refresh import refresh
+
+    engine = create_engine(_database_url())
+    try:
+        report = refresh(engine, get_settings().program, full=full)
+    finally:
+        engine.dispose()
+    console.print(
+        f"rollups {'rebuilt' if report.full else 'refreshed'}: {report.batches} batches,"
+        f" {report.members} members touched, up to {report.watermark} ({report.seconds:.1f} s)"
+    )
+
+
 @jobs_app.command("loop")
 def jobs_loop(
     interval: int = typer.Option(300, min=5, help="Seconds between two rounds."),
@@ -189,6 +209,7 @@ def jobs_loop(
         jobs_expire(batch_size=5000)
         jobs_tiers()
         jobs_settle()
+        jobs_rollups(full=False)
         done += 1
         if rounds and done >= rounds:
             return
