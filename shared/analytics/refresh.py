@@ -420,12 +420,14 @@ def refresh(
     if until is not None:
         end = min(end, until)
     full = full or not refreshed_before  # the first run is a rebuild
-    if full:
-        _reset(engine, rules)
     batches = members = 0
     watermark = None
     while True:
         with engine.begin() as connection:
+            if full and not batches:
+                # Emptied in the rebuild's own transaction: readers see the old rollups,
+                # then the new ones, and a failed rebuild leaves the old ones in place.
+                _reset(connection, rules)
             watermark = _lock_state(connection, rules)
             if watermark >= end:
                 break
@@ -441,17 +443,16 @@ def refresh(
     return RefreshReport(full, batches, members, watermark, time.perf_counter() - started)
 
 
-def _reset(engine: Engine, rules: ProgramRules) -> None:
-    with engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {', '.join(ROLLUP_TABLES)}"))
-        connection.execute(
-            text(
-                "INSERT INTO activity_refresh (id, watermark, time_zone, refreshed_at)"
-                " VALUES (true, :beginning, :tz, now()) ON CONFLICT (id) DO UPDATE SET"
-                " watermark = :beginning, time_zone = :tz, refreshed_at = now()"
-            ),
-            {"tz": rules.time_zone, "beginning": BEGINNING},
-        )
+def _reset(connection: Connection, rules: ProgramRules) -> None:
+    connection.execute(text(f"TRUNCATE {', '.join(ROLLUP_TABLES)}"))
+    connection.execute(
+        text(
+            "INSERT INTO activity_refresh (id, watermark, time_zone, refreshed_at)"
+            " VALUES (true, :beginning, :tz, now()) ON CONFLICT (id) DO UPDATE SET"
+            " watermark = :beginning, time_zone = :tz, refreshed_at = now()"
+        ),
+        {"tz": rules.time_zone, "beginning": BEGINNING},
+    )
 
 
 def _lock_state(connection: Connection, rules: ProgramRules) -> datetime:
