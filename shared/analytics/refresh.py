@@ -85,13 +85,18 @@ def _local_day(column: str) -> str:
     return f"({column} AT TIME ZONE :tz)::date"
 
 
+def _listed(values: tuple[str, ...]) -> str:
+    """A SQL list of constants: ('earn', 'refund')."""
+    return "(" + ", ".join(f"'{value}'" for value in values) + ")"
+
+
 _TOUCHED_SQL = (
     "CREATE TEMP TABLE activity_touched (member_id uuid PRIMARY KEY) ON COMMIT DROP",
     f"""
 INSERT INTO activity_touched
 SELECT member_id FROM ledger_transactions
 WHERE posted_at >= :start AND posted_at < :end AND merchant_id IS NOT NULL
-  AND kind IN {ACTIVITY_KINDS!r}
+  AND kind IN {_listed(ACTIVITY_KINDS)}
 UNION
 SELECT member_id FROM members WHERE updated_at >= :start AND updated_at < :end
 """,
@@ -100,14 +105,14 @@ SELECT member_id FROM members WHERE updated_at >= :start AND updated_at < :end
 
 
 def _sum_of(kinds: tuple[str, ...], expression: str) -> str:
-    return f"coalesce(sum({expression}) FILTER (WHERE kind IN {kinds!r}), 0)"
+    return f"coalesce(sum({expression}) FILTER (WHERE kind IN {_listed(kinds)}), 0)"
 
 
 def _count_of(kinds: tuple[str, ...]) -> str:
-    return f"count(*) FILTER (WHERE kind IN {kinds!r})"
+    return f"count(*) FILTER (WHERE kind IN {_listed(kinds)})"
 
 
-_EARN, _REFUND, _REDEEM, _REVERSAL = ("earn", "earn"), ("refund", "refund"), ("redeem", "capture"), ("reversal", "reversal")  # fmt: skip
+_EARN, _REFUND, _REDEEM, _REVERSAL = ("earn",), ("refund",), ("redeem", "capture"), ("reversal",)
 # Each counter of a member's day at a merchant, from that day's transactions; points are
 # the member's side (negative for refunds and redemptions), counted as positive amounts.
 _DAY_DELTAS = {
@@ -129,7 +134,7 @@ SELECT member_id, {_local_day("occurred_at")}, merchant_id,
        {", ".join(_DAY_DELTAS.values())}
 FROM ledger_transactions
 WHERE posted_at >= :start AND posted_at < :end AND merchant_id IS NOT NULL
-  AND kind IN {ACTIVITY_KINDS!r}
+  AND kind IN {_listed(ACTIVITY_KINDS)}
 GROUP BY 1, 2, 3
 ORDER BY 1, 2, 3  -- key order: each index page is written once
 ON CONFLICT (member_id, day, merchant_id) DO UPDATE SET
