@@ -2,6 +2,7 @@
 computed by DuckDB over the raw ledger tables exported from PostgreSQL.
 
     COALITION_DATA_DIR=/tmp/coalition-bench .venv/bin/python -m seed.benchmark_analytics
+    ... --incremental-days 7 --no-duckdb   # the refresh job: rebuild, then 7 daily batches
 
 Run `coalition jobs rollups` first (the bulk seed does). Prints one table of query ->
 seconds (first run, then the best of --repeat runs), the export and load times, and the
@@ -20,6 +21,7 @@ from sqlalchemy import create_engine, text
 
 from shared.analytics import activity, lifecycle, members, redemption, retention
 from shared.analytics.query import Filters, Query, data_as_of, period_start, run
+from shared.analytics.refresh import refresh
 from shared.database.bootstrap import database_url
 from shared.database.urls import libpq_conninfo
 from shared.settings import get_settings
@@ -235,15 +237,41 @@ def time_duck(duck, queries: list[tuple[str, str]], repeat: int) -> dict[str, fl
     return best
 
 
+def measure_refresh(engine, rules, days: int) -> None:
+    """A full rebuild up to `days` before the last posting, then the rest incrementally,
+    one day of postings per batch: what the job costs when it catches up."""
+    with engine.connect() as connection:
+        last = connection.execute(text("SELECT max(posted_at) FROM ledger_transactions")).scalar()
+    full = refresh(engine, rules, full=True, until=last - timedelta(days=days))
+    print(f"full rebuild up to {full.watermark}: {full.seconds:.1f} s")
+    print("| batch ends | members touched | seconds |")
+    print("|---|---|---|")
+    watermark = full.watermark
+    while watermark < last:
+        step = refresh(engine, rules, until=watermark + timedelta(days=1))
+        watermark = step.watermark
+        print(f"| {watermark:%Y-%m-%d %H:%M} | {step.members:,} | {step.seconds:.1f} |")
+    rest = refresh(engine, rules)
+    print(f"up to now: {rest.batches} batches, {rest.seconds:.1f} s")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--export-dir", type=Path, default=Path("/tmp/coalition-analytics-export"))
     parser.add_argument("--no-duckdb", action="store_true")
+    parser.add_argument(
+        "--incremental-days",
+        type=int,
+        default=0,
+        help="First rebuild the rollups without the last N days, then add them day by day.",
+    )
     options = parser.parse_args(argv)
     settings = get_settings()
     url = database_url(settings)
     engine = create_engine(url)
+    if options.incremental_days:
+        measure_refresh(engine, settings.program, options.incremental_days)
     with engine.connect() as connection:
         as_of = run(connection, data_as_of())
         if as_of is None:
