@@ -193,6 +193,16 @@ JOIN activity_touched USING (member_id)
 JOIN activity_members s USING (member_id)
 """,
     "ANALYZE activity_touched_days",
+    # Their active days, once each whatever the partners: distinct days are counted here
+    # without DISTINCT aggregates (which sort).
+    "DROP TABLE IF EXISTS activity_touched_active_days",
+    """
+CREATE TEMP TABLE activity_touched_active_days ON COMMIT DROP AS
+SELECT member_id, day, tier, enrolled_day, acquiring_merchant_id
+FROM activity_touched_days WHERE active
+GROUP BY member_id, day, tier, enrolled_day, acquiring_merchant_id
+""",
+    "ANALYZE activity_touched_active_days",
 )
 
 
@@ -235,25 +245,33 @@ _SUMS = ", ".join(f"sum({name}) AS {name}" for name in DAY_COUNTERS)
 
 
 def _periods(grain: str) -> _Contribution:
-    # Per merchant, a member's active days there are its active rows (one per day); across
-    # the network its distinct active days and the partners it was active at.
+    # Per merchant, a member's active days there are its active rows (one per day). Across
+    # the network: the partners it was active at (from the per-merchant rows) and its
+    # distinct active days.
     return _Contribution(
         "activity_periods",
         ("grain", "period_start", "merchant_id", "tier"),
         _PERIOD_VALUES,
         f"""
-WITH per_member AS (
+WITH at_merchant AS MATERIALIZED (
   SELECT {_period(grain)} AS period_start, merchant_id, tier, member_id,
          bool_or(active) AS active, bool_or(purchases > 0) AS purchased,
          bool_or(redemptions > 0) AS redeemed, false AS multi,
          count(*) FILTER (WHERE active) AS active_days, {_SUMS}
   FROM activity_touched_days GROUP BY 1, 2, 3, 4
+), days AS (
+  SELECT {_period(grain)} AS period_start, member_id, count(*) AS active_days
+  FROM activity_touched_active_days GROUP BY 1, 2
+), per_member AS (
+  SELECT * FROM at_merchant
   UNION ALL
-  SELECT {_period(grain)}, CAST(:network AS uuid), tier, member_id,
-         bool_or(active), bool_or(purchases > 0), bool_or(redemptions > 0),
-         count(DISTINCT merchant_id) FILTER (WHERE active) >= 2,
-         count(DISTINCT day) FILTER (WHERE active), {_SUMS}
-  FROM activity_touched_days GROUP BY 1, 2, 3, 4
+  SELECT m.period_start, CAST(:network AS uuid), m.tier, m.member_id, m.active, m.purchased,
+         m.redeemed, m.multi, coalesce(d.active_days, 0), {", ".join(f"m.{n}" for n in DAY_COUNTERS)}
+  FROM (SELECT period_start, tier, member_id, bool_or(active) AS active,
+               bool_or(purchased) AS purchased, bool_or(redeemed) AS redeemed,
+               count(*) FILTER (WHERE active) >= 2 AS multi, {_SUMS}
+        FROM at_merchant GROUP BY 1, 2, 3) m
+  LEFT JOIN days d USING (period_start, member_id)
 )
 SELECT '{grain}' AS grain, period_start, merchant_id, tier,
        count(*) FILTER (WHERE active) AS active_members,
@@ -273,8 +291,8 @@ def _active_days(grain: str) -> _Contribution:
         ("members",),
         f"""
 SELECT '{grain}' AS grain, period_start, active_days, count(*) AS members
-FROM (SELECT {_period(grain)} AS period_start, member_id, count(DISTINCT day) AS active_days
-      FROM activity_touched_days WHERE active GROUP BY 1, 2) m
+FROM (SELECT {_period(grain)} AS period_start, member_id, count(*) AS active_days
+      FROM activity_touched_active_days GROUP BY 1, 2) m
 GROUP BY 1, 2, 3
 """,
     )
@@ -309,7 +327,7 @@ def _cohorts(grain: str) -> _Contribution:
 WITH active AS (
   SELECT DISTINCT {_period(grain, "enrolled_day")} AS cohort_start, acquiring_merchant_id,
          member_id, {_period(grain)} AS period_start
-  FROM activity_touched_days WHERE active
+  FROM activity_touched_active_days
 ), last AS (
   SELECT cohort_start, acquiring_merchant_id, member_id, max(period_start) AS period_start
   FROM active GROUP BY 1, 2, 3
@@ -343,8 +361,7 @@ _SPELLS = _Contribution(
     ("members",),
     """
 WITH anchors AS (
-  SELECT DISTINCT member_id, day, false AS from_enrolment
-  FROM activity_touched_days WHERE active
+  SELECT member_id, day, false AS from_enrolment FROM activity_touched_active_days
   UNION ALL
   SELECT member_id, enrolled_day, true
   FROM activity_members JOIN activity_touched USING (member_id)
