@@ -304,6 +304,7 @@ def up(
             f"{report.total('ledger_transactions'):,} transactions; ground truth: {truth_path}"
         )
         jobs_settle()  # the demo's history comes with its closed periods
+    jobs_rollups(full=False)  # the dashboard's figures include everything posted so far
     credentials = _run_async(issue_demo_credentials)
     env = _children_env(url)
     python = sys.executable
