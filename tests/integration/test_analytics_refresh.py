@@ -430,7 +430,7 @@ def test_member_summaries_agree_with_the_ledger(seeded, raw):
         elif kind == "refund":
             spend[member] -= amount
     assert len(summary) == len(raw.members)
-    for i, member in enumerate(summary.member_id):
+    for i, member in enumerate(summary.uuids()):
         days = purchase_days.get(member, set())
         assert summary.purchase_days[i] == len(days)
         assert summary.net_spend_minor[i] == spend[member]
