@@ -600,15 +600,33 @@ activity_periods = Table(
     CheckConstraint(_GRAINS, name="grain"),
 )
 
-# Network-wide: how many members had N active days in the period.
+# Network-wide, per current tier: how many members had N active days in the period.
 activity_active_days = Table(
     "activity_active_days",
     metadata,
     Column("grain", Text, primary_key=True),
     Column("period_start", Date, primary_key=True),
+    Column("tier", Text, primary_key=True),
     Column("active_days", BigInteger, primary_key=True),
     _counter("members"),
     CheckConstraint("grain IN ('week', 'month')", name="grain"),
+)
+
+# Members per period, tier and the sets of partners they were active / purchased /
+# redeemed at (sorted arrays): distinct members over any several partners are the sum of
+# the rows whose set meets them, without reading member rows. A period has some 10^4-10^5
+# distinct sets at 1M members.
+activity_merchant_sets = Table(
+    "activity_merchant_sets",
+    metadata,
+    Column("grain", Text, primary_key=True),
+    Column("period_start", Date, primary_key=True),
+    Column("tier", Text, primary_key=True),
+    Column("active_at", ARRAY(UUID(as_uuid=True)), primary_key=True),
+    Column("purchased_at", ARRAY(UUID(as_uuid=True)), primary_key=True),
+    Column("redeemed_at", ARRAY(UUID(as_uuid=True)), primary_key=True),
+    _counter("members"),
+    CheckConstraint(_GRAINS, name="grain"),
 )
 
 # Members active at both partners of a pair in the period (merchant_a < merchant_b).

@@ -3,9 +3,9 @@ active member, the active-days histogram, cross-merchant penetration and partner
 affinity. Definitions: docs/metrics.md.
 
 Network-wide figures and figures for one merchant come from activity_periods (summed over
-the selected tiers: a member has one tier, so distinct counts add up across tiers). Several
-merchants at once need distinct members across them, so those figures are computed from
-activity_member_days.
+the selected tiers: a member has one tier, so distinct counts add up across tiers). Over
+several merchants, the counters add up across their rows and the distinct members come
+from activity_merchant_sets (members per set of partners used).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, distinct, func, or_, select
+from sqlalchemy import Integer, Select, any_, cast, distinct, func, literal, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.sql.elements import ColumnElement
 
 from shared.analytics.query import (
@@ -35,6 +36,7 @@ from shared.tables import (
     activity_member_days,
     activity_members,
     activity_merchant_pairs,
+    activity_merchant_sets,
     activity_periods,
 )
 
@@ -50,7 +52,8 @@ class ActivityPeriod:
     purchasers: int
     redeemers: int
     multi_merchant_members: int  # active at 2+ of the partners in scope
-    active_member_days: int  # sum over members of their active days
+    # Sum over members of their active days; None over several merchants (not kept).
+    active_member_days: int | None
     purchases: int
     spend_minor: int
     points_earned: int
@@ -91,10 +94,6 @@ class ActivityPeriod:
         return ratio(self.points_redeemed_net, self.points_earned_net)
 
 
-def _needs_days(filters: Filters) -> bool:
-    return len(filters.merchant_ids) > 1
-
-
 def _scoped_days(filters: Filters, grain: Grain) -> tuple[Select, ColumnElement]:
     """activity_member_days in the filter's scope, with each row's period."""
     d = activity_member_days.c
@@ -112,55 +111,94 @@ def _scoped_days(filters: Filters, grain: Grain) -> tuple[Select, ColumnElement]
 
 
 def _per_member_period(filters: Filters, grain: Grain):
-    """One row per member and period: what activity_periods' network rows count, over the
-    merchants in scope."""
+    """One row per member and period with its active days at the merchants in scope (the
+    member rows: for what no small aggregate answers)."""
     d = activity_member_days.c
     active = or_(d.purchases > 0, d.redemptions > 0)
     scoped, period = _scoped_days(filters, grain)
     return (
         scoped.add_columns(
-            d.member_id,
-            func.bool_or(active).label("active"),
-            func.bool_or(d.purchases > 0).label("purchased"),
-            func.bool_or(d.redemptions > 0).label("redeemed"),
-            (func.count(distinct(d.merchant_id)).filter(active) >= 2).label("multi"),
-            func.count(distinct(d.day)).filter(active).label("active_days"),
-            *(func.sum(d[name]).label(name) for name in DAY_COUNTERS),
+            d.member_id, func.count(distinct(d.day)).filter(active).label("active_days")
         )
         .group_by(period, d.member_id)
         .subquery("per_member")
     )
 
 
-def period_statement(grain: Grain, filters: Filters) -> Select:
-    """Rows (period_start, *PERIOD_FIELDS) for the periods overlapping the filter."""
-    if _needs_days(filters):
-        m = _per_member_period(filters, grain).c
-        return (
-            select(
-                m.period_start,
-                func.count().filter(m.active).label("active_members"),
-                func.count().filter(m.purchased).label("purchasers"),
-                func.count().filter(m.redeemed).label("redeemers"),
-                func.count().filter(m.multi).label("multi_merchant_members"),
-                func.sum(m.active_days).label("active_member_days"),
-                *(func.sum(m[name]).label(name) for name in DAY_COUNTERS),
-            )
-            .group_by(m.period_start)
-            .order_by(m.period_start)
-        )
+def _sums(grain: Grain, filters: Filters) -> Select:
+    """activity_periods' rows in scope, summed per period (over tiers; over merchants for
+    the counters only when several are selected)."""
     p = activity_periods.c
-    merchant = filters.merchant_ids[0] if filters.merchant_ids else NETWORK
-    conditions = [p.grain == grain, p.merchant_id == merchant]
-    conditions += date_range(p.period_start, filters, grain)
+    conditions = [p.grain == grain, *date_range(p.period_start, filters, grain)]
+    if len(filters.merchant_ids) > 1:
+        conditions.append(p.merchant_id.in_(filters.merchant_ids))
+        fields = ("active_member_days", *DAY_COUNTERS)  # active_member_days: dropped below
+    else:
+        conditions.append(p.merchant_id == (filters.merchant_ids or (NETWORK,))[0])
+        fields = PERIOD_FIELDS
     if filters.tiers:
         conditions.append(p.tier.in_(filters.tiers))
     return (
-        select(p.period_start, *(func.sum(p[name]).label(name) for name in PERIOD_FIELDS))
+        select(p.period_start, *(func.sum(p[name]).label(name) for name in fields))
         .where(*conditions)
         .group_by(p.period_start)
         .order_by(p.period_start)
     )
+
+
+def _distinct_over(grain: Grain, filters: Filters) -> Select:
+    """Distinct members over several merchants, from the partner sets."""
+    s = activity_merchant_sets.c
+    scope = literal(list(filters.merchant_ids), ARRAY(UUID(as_uuid=True)))
+    in_scope = sum(
+        cast(literal(merchant, UUID(as_uuid=True)) == any_(s.active_at), Integer)
+        for merchant in filters.merchant_ids
+    )
+    conditions = [s.grain == grain, s.active_at.overlap(scope)]
+    conditions += date_range(s.period_start, filters, grain)
+    if filters.tiers:
+        conditions.append(s.tier.in_(filters.tiers))
+
+    def members(*condition) -> Any:
+        return func.coalesce(func.sum(s.members).filter(*condition), 0)
+
+    return (
+        select(
+            s.period_start,
+            func.sum(s.members).label("active_members"),
+            members(s.purchased_at.overlap(scope)).label("purchasers"),
+            members(s.redeemed_at.overlap(scope)).label("redeemers"),
+            members(in_scope >= 2).label("multi_merchant_members"),
+        )
+        .where(*conditions)
+        .group_by(s.period_start)
+    )
+
+
+def periods_query(grain: Grain, filters: Filters, as_of: date) -> Query[list[ActivityPeriod]]:
+    """The per-period figures in scope: activity_periods for the network or one merchant;
+    with several merchants, their summed counters and the distinct members from
+    activity_merchant_sets (their active member-days are not kept: None)."""
+    if len(filters.merchant_ids) <= 1:
+        return Query((_sums(grain, filters),), lambda rows: shape_periods(rows, grain, as_of))
+
+    def shape(sums: Sequence[Any], distinct_rows: Sequence[Any]) -> list[ActivityPeriod]:
+        distinct = {row.period_start: row for row in distinct_rows}
+        return [
+            ActivityPeriod(
+                period_start=row.period_start,
+                complete=complete(row.period_start, grain, as_of),
+                **{
+                    name: int(getattr(distinct.get(row.period_start), name, 0))
+                    for name in _DISTINCT
+                },
+                active_member_days=None,
+                **{name: int(getattr(row, name) or 0) for name in DAY_COUNTERS},
+            )
+            for row in sums
+        ]
+
+    return Query((_sums(grain, filters), _distinct_over(grain, filters)), shape)
 
 
 def shape_periods(rows: Sequence[Any], grain: Grain, as_of: date) -> list[ActivityPeriod]:
@@ -177,9 +215,7 @@ def shape_periods(rows: Sequence[Any], grain: Grain, as_of: date) -> list[Activi
 def series(grain: Grain, filters: Filters, as_of: date) -> Query[list[ActivityPeriod]]:
     """DAU (grain "day"), WAU ("week"), MAU ("month") and the other per-period activity
     figures. Periods without any activity are absent."""
-    return Query(
-        (period_statement(grain, filters),), lambda rows: shape_periods(rows, grain, as_of)
-    )
+    return periods_query(grain, filters, as_of)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,10 +228,11 @@ class ActiveDaysHistogram:
 def active_days_histogram(
     grain: Grain, filters: Filters, as_of: date
 ) -> Query[list[ActiveDaysHistogram]]:
-    """How many active members had 1, 2, 3... active days in each week or month."""
+    """How many active members had 1, 2, 3... active days in each week or month. With a
+    merchant filter (active days at those partners) it reads the member rows: slower."""
     if grain == "day":
         raise ValueError("a day has one active day: use week or month")
-    if filters.merchant_ids or filters.tiers:
+    if filters.merchant_ids:
         m = _per_member_period(filters, grain).c
         statement = (
             select(m.period_start, m.active_days, func.count().label("members"))
@@ -204,8 +241,13 @@ def active_days_histogram(
         )
     else:
         h = activity_active_days.c
-        statement = select(h.period_start, h.active_days, h.members).where(
-            h.grain == grain, *date_range(h.period_start, filters, grain)
+        conditions = [h.grain == grain, *date_range(h.period_start, filters, grain)]
+        if filters.tiers:
+            conditions.append(h.tier.in_(filters.tiers))
+        statement = (
+            select(h.period_start, h.active_days, func.sum(h.members).label("members"))
+            .where(*conditions)
+            .group_by(h.period_start, h.active_days)
         )
     statement = statement.order_by("period_start", "active_days")
 

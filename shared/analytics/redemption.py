@@ -7,15 +7,13 @@ shared/settlement/liability.py.)
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 import numpy as np
 from sqlalchemy import Integer, case, func, or_, select
 
-from shared.analytics.activity import period_statement, shape_periods
+from shared.analytics.activity import ActivityPeriod, periods_query
 from shared.analytics.query import (
     NETWORK,
     Filters,
@@ -54,20 +52,21 @@ def burn_and_penetration(
     """Per period: the burn/earn ratio (points, at the merchants in scope) and redeemer
     penetration."""
 
-    def shape(rows: Sequence[Any]) -> list[RedemptionPeriod]:
-        return [
-            RedemptionPeriod(
-                period.period_start,
-                period.complete,
-                period.points_earned_net,
-                period.points_redeemed_net,
-                period.redeemers,
-                period.active_members,
-            )
-            for period in shape_periods(rows, grain, as_of)
-        ]
+    periods = periods_query(grain, filters, as_of)
 
-    return Query((period_statement(grain, filters),), shape)
+    def redemption_view(period: ActivityPeriod) -> RedemptionPeriod:
+        return RedemptionPeriod(
+            period.period_start,
+            period.complete,
+            period.points_earned_net,
+            period.points_redeemed_net,
+            period.redeemers,
+            period.active_members,
+        )
+
+    return Query(
+        periods.statements, lambda *rows: [redemption_view(p) for p in periods.shape(*rows)]
+    )
 
 
 @dataclass(frozen=True, slots=True)

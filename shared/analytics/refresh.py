@@ -58,6 +58,7 @@ ROLLUP_TABLES = (
     "activity_members",
     "activity_periods",
     "activity_active_days",
+    "activity_merchant_sets",
     "activity_merchant_pairs",
     "activity_cohorts",
     "activity_enrolments",
@@ -287,13 +288,40 @@ FROM per_member GROUP BY 1, 2, 3, 4
 def _active_days(grain: str) -> _Contribution:
     return _Contribution(
         "activity_active_days",
-        ("grain", "period_start", "active_days"),
+        ("grain", "period_start", "tier", "active_days"),
         ("members",),
         f"""
-SELECT '{grain}' AS grain, period_start, active_days, count(*) AS members
-FROM (SELECT {_period(grain)} AS period_start, member_id, count(*) AS active_days
-      FROM activity_touched_active_days GROUP BY 1, 2) m
-GROUP BY 1, 2, 3
+SELECT '{grain}' AS grain, period_start, tier, active_days, count(*) AS members
+FROM (SELECT {_period(grain)} AS period_start, tier, member_id, count(*) AS active_days
+      FROM activity_touched_active_days GROUP BY 1, 2, 3) m
+GROUP BY 1, 2, 3, 4
+""",
+    )
+
+
+def _merchant_sets(grain: str) -> _Contribution:
+    def partners(condition: str) -> str:
+        return (
+            f"coalesce(array_agg(merchant_id ORDER BY merchant_id) FILTER (WHERE {condition}),"
+            " '{}')"
+        )
+
+    return _Contribution(
+        "activity_merchant_sets",
+        ("grain", "period_start", "tier", "active_at", "purchased_at", "redeemed_at"),
+        ("members",),
+        f"""
+WITH used AS (  -- one row per member, period and partner
+  SELECT {_period(grain)} AS period_start, tier, member_id, merchant_id,
+         bool_or(purchases > 0) AS purchased, bool_or(redemptions > 0) AS redeemed
+  FROM activity_touched_days WHERE active GROUP BY 1, 2, 3, 4
+)
+SELECT '{grain}' AS grain, period_start, tier, active_at, purchased_at, redeemed_at,
+       count(*) AS members
+FROM (SELECT period_start, tier, member_id, {partners("true")} AS active_at,
+             {partners("purchased")} AS purchased_at, {partners("redeemed")} AS redeemed_at
+      FROM used GROUP BY 1, 2, 3) m
+GROUP BY 1, 2, 3, 4, 5, 6
 """,
     )
 
@@ -378,6 +406,7 @@ GROUP BY 1, 2, 3
 CONTRIBUTIONS = (
     *(_periods(grain) for grain in ("day", "week", "month")),
     *(_active_days(grain) for grain in ("week", "month")),
+    *(_merchant_sets(grain) for grain in ("day", "week", "month")),
     *(_merchant_pairs(grain) for grain in ("week", "month")),
     *(_cohorts(grain) for grain in ("week", "month")),
     _ENROLMENTS,

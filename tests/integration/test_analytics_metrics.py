@@ -230,6 +230,15 @@ def test_activity_filters(network):
     assert [(p.active_members, p.multi_merchant_members, p.purchases) for p in a_and_b] == [
         (3, 2, 6)  # purchases: Ann 2, Ben 1, Eve 3
     ]
+    b_and_c = query(
+        network, activity.series("month", Filters(january.start, date(2026, 3, 1), (B, C)), AS_OF)
+    )
+    # January: Ann (B), Ben (B), Eve (B, C; redeemed at C); February: Ann redeemed at B.
+    assert [
+        (p.active_members, p.purchasers, p.redeemers, p.multi_merchant_members, p.redemptions)
+        for p in b_and_c
+    ] == [(3, 3, 1, 1, 1), (1, 0, 1, 0, 1)]
+    assert b_and_c[0].active_member_days is None  # not kept over several merchants
     gold = query(
         network,
         activity.series("month", Filters(january.start, january.end, tiers=("gold",)), AS_OF),

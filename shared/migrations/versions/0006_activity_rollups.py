@@ -4,13 +4,14 @@ See docs/metrics.md. Re-chained after 0005 when merged.
 
 Revision ID: 0006
 Revises: 0004
-Create Date: 2026-11-23 16:01:20.429878
+Create Date: 2026-11-23 16:27:40.499927
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision = "0006"
 down_revision = "0004"
@@ -24,13 +25,14 @@ def upgrade() -> None:
         "activity_active_days",
         sa.Column("grain", sa.Text(), nullable=False),
         sa.Column("period_start", sa.Date(), nullable=False),
+        sa.Column("tier", sa.Text(), nullable=False),
         sa.Column("active_days", sa.BigInteger(), nullable=False),
         sa.Column("members", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
         sa.CheckConstraint(
             "grain IN ('week', 'month')", name=op.f("ck_activity_active_days_grain")
         ),
         sa.PrimaryKeyConstraint(
-            "grain", "period_start", "active_days", name=op.f("pk_activity_active_days")
+            "grain", "period_start", "tier", "active_days", name=op.f("pk_activity_active_days")
         ),
     )
     op.create_table(
@@ -136,6 +138,28 @@ def upgrade() -> None:
         ),
     )
     op.create_table(
+        "activity_merchant_sets",
+        sa.Column("grain", sa.Text(), nullable=False),
+        sa.Column("period_start", sa.Date(), nullable=False),
+        sa.Column("tier", sa.Text(), nullable=False),
+        sa.Column("active_at", postgresql.ARRAY(sa.UUID()), nullable=False),
+        sa.Column("purchased_at", postgresql.ARRAY(sa.UUID()), nullable=False),
+        sa.Column("redeemed_at", postgresql.ARRAY(sa.UUID()), nullable=False),
+        sa.Column("members", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.CheckConstraint(
+            "grain IN ('day', 'week', 'month')", name=op.f("ck_activity_merchant_sets_grain")
+        ),
+        sa.PrimaryKeyConstraint(
+            "grain",
+            "period_start",
+            "tier",
+            "active_at",
+            "purchased_at",
+            "redeemed_at",
+            name=op.f("pk_activity_merchant_sets"),
+        ),
+    )
+    op.create_table(
         "activity_periods",
         sa.Column("grain", sa.Text(), nullable=False),
         sa.Column("period_start", sa.Date(), nullable=False),
@@ -217,6 +241,7 @@ def downgrade() -> None:
     op.drop_table("activity_refresh")
     op.drop_table("activity_point_flows")
     op.drop_table("activity_periods")
+    op.drop_table("activity_merchant_sets")
     op.drop_table("activity_merchant_pairs")
     op.drop_table("activity_members")
     op.drop_index("ix_activity_member_days_merchant_day", table_name="activity_member_days")
