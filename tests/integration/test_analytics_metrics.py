@@ -427,3 +427,40 @@ def test_data_as_of_is_the_watermark_day(network):
         watermark = connection.execute(text("SELECT watermark FROM activity_refresh")).scalar_one()
         as_of = run(connection, data_as_of())
     assert as_of == watermark.astimezone(ZoneInfo(ZONE)).date()
+
+
+def every_metric() -> list:
+    january = Filters(date(2026, 1, 1), date(2026, 2, 1))
+    return [
+        activity.series("day", january, AS_OF),
+        activity.series("month", Filters(merchant_ids=(A,), tiers=("gold",)), AS_OF),
+        activity.series("month", Filters(merchant_ids=(A, B)), AS_OF),
+        activity.active_days_histogram("week", Filters(), AS_OF),
+        activity.active_days_histogram("month", Filters(merchant_ids=(A, B)), AS_OF),
+        activity.pair_affinity("month", date(2026, 1, 1), (A,)),
+        retention.matrix("month", AS_OF, by_acquiring_merchant=True),
+        retention.matrix("week", AS_OF, acquiring_merchant_ids=(A,), cohorts_from=date(2026, 1, 1)),
+        lifecycle.states("week", date(2026, 1, 1), AS_OF, AS_OF, 40),
+        lifecycle.active_day_gaps(date(2026, 1, 1), AS_OF),
+        redemption.burn_and_penetration("month", Filters(merchant_ids=(B, C)), AS_OF),
+        redemption.time_to_first_redemption(AS_OF, acquiring_merchant_ids=(A,), tiers=("gold",)),
+        redemption.flows(Filters(merchant_ids=(B,))),
+        redemption.breakage("week", Filters(), AS_OF),
+        members.at_risk(AS_OF, min_balance=1, tiers=("basic",)),
+        data_as_of(),
+    ]
+
+
+async def test_every_metric_runs_the_same_on_the_async_driver(network, async_engine):
+    from shared.analytics.query import run_async
+
+    with network.connect() as connection:
+        expected = [run(connection, metric) for metric in every_metric()]
+    async with async_engine.connect() as connection:
+        found = [await run_async(connection, metric) for metric in every_metric()]
+    assert found == expected
+    summaries = query(network, members.summaries(AS_OF))
+    async with async_engine.connect() as connection:
+        summaries_async = await run_async(connection, members.summaries(AS_OF))
+    assert summaries_async.uuids() == summaries.uuids()
+    assert (summaries_async.first_purchase_day == summaries.first_purchase_day).sum() == 4
