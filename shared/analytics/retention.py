@@ -66,14 +66,14 @@ def matrix(
     before `as_of`, with every period after enrolment up to the last complete one."""
     e, c = activity_enrolments.c, activity_cohorts.c
     cohort = truncate(grain, e.day).label("cohort_start")
-    size_conditions = [e.day < as_of]
-    cell_conditions = [c.grain == grain, c.cohort_start < as_of]
-    if cohorts_from is not None:
-        size_conditions.append(e.day >= period_start(cohorts_from, grain))
-        cell_conditions.append(c.cohort_start >= period_start(cohorts_from, grain))
-    if cohorts_until is not None:
-        size_conditions.append(e.day < cohorts_until)
-        cell_conditions.append(c.cohort_start < cohorts_until)
+    # The same whole cohorts on both sides: sizes and cells.
+    size_conditions, cell_conditions = [], [c.grain == grain]
+    for column, conditions in ((cohort, size_conditions), (c.cohort_start, cell_conditions)):
+        conditions.append(column < as_of)
+        if cohorts_from is not None:
+            conditions.append(column >= period_start(cohorts_from, grain))
+        if cohorts_until is not None:
+            conditions.append(column < cohorts_until)
     if acquiring_merchant_ids:
         size_conditions.append(e.acquiring_merchant_id.in_(acquiring_merchant_ids))
         cell_conditions.append(c.acquiring_merchant_id.in_(acquiring_merchant_ids))
