@@ -91,15 +91,32 @@ def _listed(values: tuple[str, ...]) -> str:
     return "(" + ", ".join(f"'{value}'" for value in values) + ")"
 
 
+# Each touched member with `from_day`: its contributions to the per-period aggregates are
+# recomputed from its days on or after it only. Every period that can change (those of the
+# window's days) starts on or after the Monday of the month of its earliest day, and the
+# member's rows before it do not change, so the parts before it cancel out. A changed
+# members row (tier, enrolment) or a purchase dated before the enrolment changes every
+# period: from_day is then -infinity.
 _TOUCHED_SQL = (
-    "CREATE TEMP TABLE activity_touched (member_id uuid PRIMARY KEY) ON COMMIT DROP",
+    "CREATE TEMP TABLE activity_touched (member_id uuid PRIMARY KEY, from_day date NOT NULL)"
+    " ON COMMIT DROP",
     f"""
-INSERT INTO activity_touched
-SELECT member_id FROM ledger_transactions
-WHERE posted_at >= :start AND posted_at < :end AND merchant_id IS NOT NULL
-  AND kind IN {_listed(ACTIVITY_KINDS)}
-UNION
-SELECT member_id FROM members WHERE updated_at >= :start AND updated_at < :end
+INSERT INTO activity_touched (member_id, from_day)
+SELECT member_id, min(from_day) FROM (
+  SELECT member_id,
+         date_trunc('week', date_trunc('month', {_local_day("occurred_at")}))::date AS from_day
+  FROM ledger_transactions
+  WHERE posted_at >= :start AND posted_at < :end AND merchant_id IS NOT NULL
+    AND kind IN {_listed(ACTIVITY_KINDS)}
+  UNION ALL
+  SELECT member_id, '-infinity' FROM members WHERE updated_at >= :start AND updated_at < :end
+) changed
+GROUP BY member_id
+""",
+    """
+UPDATE activity_touched t SET from_day = '-infinity'
+WHERE NOT EXISTS (SELECT 1 FROM activity_members s
+                  WHERE s.member_id = t.member_id AND s.enrolled_day <= t.from_day)
 """,
     "ANALYZE activity_touched",
 )
@@ -189,19 +206,23 @@ CREATE TEMP TABLE activity_touched_days ON COMMIT DROP AS
 SELECT d.member_id, d.day, d.merchant_id, s.tier, s.enrolled_day, s.acquiring_merchant_id,
        (d.purchases > 0 OR d.redemptions > 0) AS active,
        {", ".join(f"d.{name}" for name in DAY_COUNTERS)}
-FROM activity_member_days d
-JOIN activity_touched USING (member_id)
+FROM activity_touched t
 JOIN activity_members s USING (member_id)
+JOIN activity_member_days d ON d.member_id = t.member_id AND d.day >= t.from_day
 """,
     "ANALYZE activity_touched_days",
-    # Their active days, once each whatever the partners: distinct days are counted here
-    # without DISTINCT aggregates (which sort).
+    # Their active days, once each whatever the partners (distinct days are counted here
+    # without DISTINCT aggregates, which sort), over their whole history: spells need it.
     "DROP TABLE IF EXISTS activity_touched_active_days",
     """
 CREATE TEMP TABLE activity_touched_active_days ON COMMIT DROP AS
-SELECT member_id, day, tier, enrolled_day, acquiring_merchant_id
-FROM activity_touched_days WHERE active
-GROUP BY member_id, day, tier, enrolled_day, acquiring_merchant_id
+SELECT d.member_id, d.day, d.day >= t.from_day AS recent, s.tier, s.enrolled_day,
+       s.acquiring_merchant_id
+FROM activity_touched t
+JOIN activity_members s USING (member_id)
+JOIN activity_member_days d ON d.member_id = t.member_id
+WHERE d.purchases > 0 OR d.redemptions > 0
+GROUP BY d.member_id, d.day, t.from_day, s.tier, s.enrolled_day, s.acquiring_merchant_id
 """,
     "ANALYZE activity_touched_active_days",
 )
@@ -262,7 +283,7 @@ WITH at_merchant AS MATERIALIZED (
   FROM activity_touched_days GROUP BY 1, 2, 3, 4
 ), days AS (
   SELECT {_period(grain)} AS period_start, member_id, count(*) AS active_days
-  FROM activity_touched_active_days GROUP BY 1, 2
+  FROM activity_touched_active_days WHERE recent GROUP BY 1, 2
 ), per_member AS (
   SELECT * FROM at_merchant
   UNION ALL
@@ -293,7 +314,7 @@ def _active_days(grain: str) -> _Contribution:
         f"""
 SELECT '{grain}' AS grain, period_start, tier, active_days, count(*) AS members
 FROM (SELECT {_period(grain)} AS period_start, tier, member_id, count(*) AS active_days
-      FROM activity_touched_active_days GROUP BY 1, 2, 3) m
+      FROM activity_touched_active_days WHERE recent GROUP BY 1, 2, 3) m
 GROUP BY 1, 2, 3, 4
 """,
     )
@@ -352,20 +373,29 @@ def _cohorts(grain: str) -> _Contribution:
         ("grain", "cohort_start", "acquiring_merchant_id", "period_start"),
         ("active_members", "last_active_members"),
         f"""
-WITH active AS (
-  SELECT DISTINCT {_period(grain, "enrolled_day")} AS cohort_start, acquiring_merchant_id,
-         member_id, {_period(grain)} AS period_start
-  FROM activity_touched_active_days
-), last AS (
-  SELECT cohort_start, acquiring_merchant_id, member_id, max(period_start) AS period_start
-  FROM active GROUP BY 1, 2, 3
-)
 SELECT '{grain}' AS grain, cohort_start, acquiring_merchant_id, period_start,
-       sum(active) AS active_members, sum(last) AS last_active_members
-FROM (SELECT cohort_start, acquiring_merchant_id, period_start, 1 AS active, 0 AS last
-      FROM active
-      UNION ALL
-      SELECT cohort_start, acquiring_merchant_id, period_start, 0, 1 FROM last) x
+       count(*) AS active_members, 0 AS last_active_members
+FROM (SELECT DISTINCT {_period(grain, "enrolled_day")} AS cohort_start, acquiring_merchant_id,
+             member_id, {_period(grain)} AS period_start
+      FROM activity_touched_active_days WHERE recent) active
+GROUP BY 1, 2, 3, 4
+""",
+    )
+
+
+def _cohort_last_periods(grain: str) -> _Contribution:
+    """A member's last active period depends on its whole history: it comes from its
+    summary row."""
+    return _Contribution(
+        "activity_cohorts",
+        ("grain", "cohort_start", "acquiring_merchant_id", "period_start"),
+        ("active_members", "last_active_members"),
+        f"""
+SELECT '{grain}' AS grain, {_period(grain, "enrolled_day")} AS cohort_start,
+       acquiring_merchant_id, {_period(grain, "last_active_day")} AS period_start,
+       0 AS active_members, count(*) AS last_active_members
+FROM activity_members JOIN activity_touched USING (member_id)
+WHERE last_active_day IS NOT NULL
 GROUP BY 1, 2, 3, 4
 """,
     )
@@ -409,6 +439,7 @@ CONTRIBUTIONS = (
     *(_merchant_sets(grain) for grain in ("day", "week", "month")),
     *(_merchant_pairs(grain) for grain in ("week", "month")),
     *(_cohorts(grain) for grain in ("week", "month")),
+    *(_cohort_last_periods(grain) for grain in ("week", "month")),
     _ENROLMENTS,
     _SPELLS,
 )
