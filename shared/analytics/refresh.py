@@ -17,7 +17,9 @@ covers a window [watermark, end) of posting times:
 Every aggregate is a sum over members of what each contributes, so steps 2 and 5 keep it
 exact whatever changed for the member (a new active day, a later first purchase, a new
 tier), and one code path serves both the incremental refresh and the full rebuild (empty
-tables, a watermark at the beginning of time, every member touched).
+tables, a watermark at the beginning of time, every member touched). Per-period
+contributions are recomputed only from the periods that can have changed (`from_day`
+below), so a batch costs what its members did lately, not their whole history.
 
 Late commits: `posted_at` is now() at the start of the posting transaction, which may
 commit later. A window ends before the start of the oldest transaction still open in
