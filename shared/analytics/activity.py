@@ -132,7 +132,7 @@ def _sums(grain: Grain, filters: Filters) -> Select:
     conditions = [p.grain == grain, *date_range(p.period_start, filters, grain)]
     if len(filters.merchant_ids) > 1:
         conditions.append(p.merchant_id.in_(filters.merchant_ids))
-        fields = ("active_member_days", *DAY_COUNTERS)  # active_member_days: dropped below
+        fields = DAY_COUNTERS  # the distinct counts come from _distinct_over
     else:
         conditions.append(p.merchant_id == (filters.merchant_ids or (NETWORK,))[0])
         fields = PERIOD_FIELDS
@@ -175,10 +175,11 @@ def _distinct_over(grain: Grain, filters: Filters) -> Select:
     )
 
 
-def periods_query(grain: Grain, filters: Filters, as_of: date) -> Query[list[ActivityPeriod]]:
-    """The per-period figures in scope: activity_periods for the network or one merchant;
-    with several merchants, their summed counters and the distinct members from
-    activity_merchant_sets (their active member-days are not kept: None)."""
+def series(grain: Grain, filters: Filters, as_of: date) -> Query[list[ActivityPeriod]]:
+    """DAU (grain "day"), WAU ("week"), MAU ("month") and the other per-period activity
+    figures; periods without any activity are absent. From activity_periods for the
+    network or one merchant; with several merchants, their summed counters and the
+    distinct members from activity_merchant_sets (active member-days are not kept: None)."""
     if len(filters.merchant_ids) <= 1:
         return Query((_sums(grain, filters),), lambda rows: shape_periods(rows, grain, as_of))
 
@@ -210,12 +211,6 @@ def shape_periods(rows: Sequence[Any], grain: Grain, as_of: date) -> list[Activi
         )
         for row in rows
     ]
-
-
-def series(grain: Grain, filters: Filters, as_of: date) -> Query[list[ActivityPeriod]]:
-    """DAU (grain "day"), WAU ("week"), MAU ("month") and the other per-period activity
-    figures. Periods without any activity are absent."""
-    return periods_query(grain, filters, as_of)
 
 
 @dataclass(frozen=True, slots=True)

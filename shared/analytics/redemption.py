@@ -13,7 +13,7 @@ from datetime import date
 import numpy as np
 from sqlalchemy import Integer, case, func, or_, select
 
-from shared.analytics.activity import ActivityPeriod, periods_query
+from shared.analytics.activity import ActivityPeriod, series
 from shared.analytics.query import (
     NETWORK,
     Filters,
@@ -52,7 +52,7 @@ def burn_and_penetration(
     """Per period: the burn/earn ratio (points, at the merchants in scope) and redeemer
     penetration."""
 
-    periods = periods_query(grain, filters, as_of)
+    periods = series(grain, filters, as_of)
 
     def redemption_view(period: ActivityPeriod) -> RedemptionPeriod:
         return RedemptionPeriod(
