@@ -27,9 +27,13 @@ def seed_database(
     show_progress: bool = True,
     **overrides,
 ):
-    """Migrate, optionally reset, seed, write the ground truth; returns (report, path)."""
+    """Migrate, optionally reset, seed, write the ground truth, build the analytics
+    rollups; returns (report, path)."""
+    from sqlalchemy import create_engine
+
     from seed import bulk, truth
     from seed.config import profile
+    from shared.analytics.refresh import refresh
     from shared.database.migrate import downgrade, upgrade
     from shared.database.urls import libpq_conninfo
     from shared.settings import get_settings
@@ -47,6 +51,13 @@ def seed_database(
         show_progress=show_progress,
     )
     path = truth.write(report, truth_path or truth.default_path(url.database or "coalition"))
+    engine = create_engine(url)
+    try:  # so that the dashboard has its figures at once
+        rollups = refresh(engine, settings.program, full=True)
+    finally:
+        engine.dispose()
+    if show_progress:
+        console.print(f"analytics rollups built in {rollups.seconds:.1f} s")
     return report, path
 
 

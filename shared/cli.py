@@ -363,6 +363,26 @@ def jobs_alerts() -> None:
         raise typer.Exit(1)
 
 
+@jobs_app.command("rollups")
+def jobs_rollups(
+    full: bool = typer.Option(False, help="Rebuild every rollup from the whole ledger."),
+) -> None:
+    """Bring the analytics rollups up to date from their watermark (idempotent)."""
+    from sqlalchemy import create_engine
+
+    from shared.analytics.refresh import refresh
+
+    engine = create_engine(_database_url())
+    try:
+        report = refresh(engine, get_settings().program, full=full)
+    finally:
+        engine.dispose()
+    console.print(
+        f"rollups {'rebuilt' if report.full else 'refreshed'}: {report.batches} batches,"
+        f" {report.members} members touched, up to {report.watermark} ({report.seconds:.1f} s)"
+    )
+
+
 @jobs_app.command("loop")
 def jobs_loop(
     interval: int = typer.Option(300, min=5, help="Seconds between two rounds."),
@@ -377,6 +397,7 @@ def jobs_loop(
         jobs_settle()
         with contextlib.suppress(typer.Exit):  # a failing rule was reported; keep going
             jobs_alerts()
+        jobs_rollups(full=False)
         done += 1
         if rounds and done >= rounds:
             return
@@ -495,6 +516,7 @@ def up(
         )
         jobs_settle()  # the demo's history comes with its closed periods
         alerts_install_defaults()  # and with the default alert rules (docs/alerts.md)
+    jobs_rollups(full=False)  # the dashboard's figures include everything posted so far
     credentials = _run_async(issue_demo_credentials)
     login = _in_transaction(issue_demo_login)
     dashboard_login = (

@@ -721,3 +721,193 @@ alert_delivery_attempts = Table(
     Column("duration_ms", BigInteger, nullable=False),
     Column("next_attempt_at", DateTime(timezone=True)),  # NULL: no further attempt
 )
+# --- Analytics rollups (docs/metrics.md) -------------------------------------------------
+# Written only by `coalition jobs rollups` (shared/analytics/refresh.py), never by the
+# posting transaction: the ledger's hot paths stay as they are. Days are local days in the
+# programme's time zone; weeks start on Monday; a period is named by its first day.
+#
+# Two member-scoped tables (member_id in their keys, principle 7) carry the facts:
+# activity_member_days (member x day x merchant counters, added to from the ledger) and
+# activity_members (one summary row per member, recomputed from the former). Every other
+# rollup is a small aggregate that is a sum over members of what each member contributes,
+# maintained by taking a touched member's contribution out before its facts change and
+# putting it back after (shared/analytics/refresh.py).
+
+_GRAINS = "grain IN ('day', 'week', 'month')"
+
+
+def _counter(name: str) -> Column:
+    return Column(name, BigInteger, nullable=False, server_default=text("0"))
+
+
+# What a member did at a merchant on a day. A purchase is an earn transaction; a
+# redemption a redeem or a capture. Refunds and reversals are counted on the day they
+# happen, beside the purchases and redemptions they correct (never netted into them).
+DAY_COUNTERS = (
+    "purchases",
+    "spend_minor",  # purchase amounts, in the merchant's currency
+    "points_earned",  # points the purchases credited (base, tier and campaign bonuses)
+    "refunds",
+    "refunded_minor",
+    "points_clawed_back",  # points the refunds took back (positive)
+    "redemptions",
+    "points_redeemed",  # points spent (positive)
+    "points_reversed",  # points given back by redemption reversals (positive)
+)
+
+activity_member_days = Table(
+    "activity_member_days",
+    metadata,
+    Column("member_id", UUID(as_uuid=True), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("merchant_id", UUID(as_uuid=True), primary_key=True),
+    *(_counter(name) for name in DAY_COUNTERS),
+)
+# Date-range scans for filters the small aggregates cannot answer (several merchants).
+Index("ix_activity_member_days_merchant_day", activity_member_days.c.merchant_id,
+      activity_member_days.c.day)  # fmt: skip
+
+# One row per member: the inputs of BG/NBD, RFM, Kaplan-Meier and the at-risk list. An
+# active day is a day with a purchase or a redemption.
+activity_members = Table(
+    "activity_members",
+    metadata,
+    Column("member_id", UUID(as_uuid=True), primary_key=True),
+    # Local day of enrolment, or of the first activity when a till dated a purchase earlier.
+    Column("enrolled_day", Date, nullable=False),
+    Column("acquiring_merchant_id", UUID(as_uuid=True), nullable=False),
+    Column("tier", Text, nullable=False),  # the member's tier when the row was refreshed
+    Column("first_active_day", Date),
+    Column("last_active_day", Date),
+    _counter("active_days"),
+    Column("first_purchase_day", Date),
+    Column("last_purchase_day", Date),
+    _counter("purchase_days"),
+    Column("first_redemption_day", Date),
+    _counter("merchants"),  # partners with an active day
+    *(_counter(name) for name in DAY_COUNTERS),
+)
+
+# Per period and merchant (the nil UUID: the whole network) and current tier: members with
+# an active day, with a purchase, with a redemption, with active days at 2+ partners
+# (network rows only), the sum of their active days, and the day counters summed. Distinct
+# counts add up across tiers (a member has one tier), not across merchants.
+activity_periods = Table(
+    "activity_periods",
+    metadata,
+    Column("grain", Text, primary_key=True),
+    Column("period_start", Date, primary_key=True),
+    Column("merchant_id", UUID(as_uuid=True), primary_key=True),
+    Column("tier", Text, primary_key=True),
+    _counter("active_members"),
+    _counter("purchasers"),
+    _counter("redeemers"),
+    _counter("multi_merchant_members"),
+    _counter("active_member_days"),
+    *(_counter(name) for name in DAY_COUNTERS),
+    CheckConstraint(_GRAINS, name="grain"),
+)
+
+# Network-wide, per current tier: how many members had N active days in the period.
+activity_active_days = Table(
+    "activity_active_days",
+    metadata,
+    Column("grain", Text, primary_key=True),
+    Column("period_start", Date, primary_key=True),
+    Column("tier", Text, primary_key=True),
+    Column("active_days", BigInteger, primary_key=True),
+    _counter("members"),
+    CheckConstraint("grain IN ('week', 'month')", name="grain"),
+)
+
+# Members per period, tier and the sets of partners they were active / purchased /
+# redeemed at (sorted arrays): distinct members over any several partners are the sum of
+# the rows whose set meets them, without reading member rows. A period has some 10^4-10^5
+# distinct sets at 1M members.
+activity_merchant_sets = Table(
+    "activity_merchant_sets",
+    metadata,
+    Column("grain", Text, primary_key=True),
+    Column("period_start", Date, primary_key=True),
+    Column("tier", Text, primary_key=True),
+    Column("active_at", ARRAY(UUID(as_uuid=True)), primary_key=True),
+    Column("purchased_at", ARRAY(UUID(as_uuid=True)), primary_key=True),
+    Column("redeemed_at", ARRAY(UUID(as_uuid=True)), primary_key=True),
+    _counter("members"),
+    CheckConstraint(_GRAINS, name="grain"),
+)
+
+# Members active at both partners of a pair in the period (merchant_a < merchant_b).
+activity_merchant_pairs = Table(
+    "activity_merchant_pairs",
+    metadata,
+    Column("grain", Text, primary_key=True),
+    Column("period_start", Date, primary_key=True),
+    Column("merchant_a", UUID(as_uuid=True), primary_key=True),
+    Column("merchant_b", UUID(as_uuid=True), primary_key=True),
+    _counter("members"),
+    CheckConstraint("grain IN ('week', 'month')", name="grain"),
+    CheckConstraint("merchant_a < merchant_b", name="ordered_pair"),
+)
+
+# Retention: members of an enrolment cohort (and acquiring merchant) active in a period,
+# and those whose last active period it is ("on or after" retention sums the latter).
+activity_cohorts = Table(
+    "activity_cohorts",
+    metadata,
+    Column("grain", Text, primary_key=True),
+    Column("cohort_start", Date, primary_key=True),
+    Column("acquiring_merchant_id", UUID(as_uuid=True), primary_key=True),
+    Column("period_start", Date, primary_key=True),
+    _counter("active_members"),
+    _counter("last_active_members"),
+    CheckConstraint("grain IN ('week', 'month')", name="grain"),
+)
+
+# Cohort sizes: members per enrolment day and acquiring merchant.
+activity_enrolments = Table(
+    "activity_enrolments",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("acquiring_merchant_id", UUID(as_uuid=True), primary_key=True),
+    _counter("members"),
+)
+
+# Lifecycle, churn and inter-purchase gaps: a member's timeline cut at its enrolment and
+# active days into spells (from_day, to_day]: from an active day (or the enrolment, when
+# no activity fell on it) to the next active day; to_day = 'infinity' while it lasts.
+activity_spells = Table(
+    "activity_spells",
+    metadata,
+    Column("from_day", Date, primary_key=True),
+    Column("to_day", Date, primary_key=True),
+    Column("from_enrolment", Boolean, primary_key=True),
+    _counter("members"),
+)
+
+# Points leaving lots per day (posting day), by kind, issuing and redeeming merchant (the
+# nil UUID for HQ-issued points, and as the redeemer of expired points): the earned-at /
+# redeemed-at flows and breakage. Reversal allocations are negative.
+activity_point_flows = Table(
+    "activity_point_flows",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("kind", Text, primary_key=True),
+    Column("issuing_merchant_id", UUID(as_uuid=True), primary_key=True),
+    Column("redeeming_merchant_id", UUID(as_uuid=True), primary_key=True),
+    Column("points", BigInteger, nullable=False),
+    CheckConstraint("kind IN ('redemption', 'reversal', 'expiry')", name="kind"),
+)
+
+# The refresh job's state: everything posted before `watermark` is in the rollups.
+activity_refresh = Table(
+    "activity_refresh",
+    metadata,
+    Column("id", Boolean, primary_key=True, server_default=text("true")),
+    Column("watermark", DateTime(timezone=True), nullable=False),
+    Column("time_zone", Text, nullable=False),
+    Column("refreshed_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("id", name="one_row"),
+)
+# Members whose tier (or anything else) changed since the last refresh are found by this.
+Index("ix_members_updated_at", members.c.updated_at)

@@ -141,7 +141,8 @@ def test_an_analyst_sees_the_alerts_but_not_the_rule_editor(dashboard_database):
     analyst = alerts_page("analyst")
     assert [box.label for box in analyst.text_input if box.label == "Name"] == []
     assert "Only HQ admins can create, change or delete alert rules." in [
-        caption.value.split("** ")[-1].replace(":material/lock: ", "") for caption in analyst.caption
+        caption.value.split("** ")[-1].replace(":material/lock: ", "")
+        for caption in analyst.caption
     ]
     admin = alerts_page("admin")
     assert [box.label for box in admin.text_input if box.label == "Name"] == ["Name"]
