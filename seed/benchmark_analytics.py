@@ -20,7 +20,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from shared.analytics import activity, lifecycle, members, redemption, retention
-from shared.analytics.query import Filters, Query, data_as_of, period_start, run
+from shared.analytics.query import MetricScope, Query, data_as_of, period_start, run
 from shared.analytics.refresh import refresh
 from shared.database.bootstrap import database_url
 from shared.database.urls import libpq_conninfo
@@ -45,15 +45,15 @@ def pg_queries(as_of: date, ctx: dict) -> list[tuple[str, Query]]:
     merchants, month = ctx["merchants"], ctx["last_month"]
     year_ago = as_of - timedelta(days=365)
     return [
-        ("DAU, last 90 days", activity.series("day", Filters(as_of - timedelta(90), as_of), as_of)),
-        ("WAU, all weeks", activity.series("week", Filters(), as_of)),
-        ("MAU, all months", activity.series("month", Filters(), as_of)),
-        ("MAU, one merchant", activity.series("month", Filters(merchant_ids=merchants[:1]), as_of)),
-        ("MAU, three merchants", activity.series("month", Filters(merchant_ids=merchants), as_of)),
-        ("MAU, gold + platinum", activity.series("month", Filters(tiers=("gold", "platinum")), as_of)),
+        ("DAU, last 90 days", activity.series("day", MetricScope(as_of - timedelta(90), as_of), as_of)),
+        ("WAU, all weeks", activity.series("week", MetricScope(), as_of)),
+        ("MAU, all months", activity.series("month", MetricScope(), as_of)),
+        ("MAU, one merchant", activity.series("month", MetricScope(merchant_ids=merchants[:1]), as_of)),
+        ("MAU, three merchants", activity.series("month", MetricScope(merchant_ids=merchants), as_of)),
+        ("MAU, gold + platinum", activity.series("month", MetricScope(tiers=("gold", "platinum")), as_of)),
         ("DAU, three merchants, 30 days",
-         activity.series("day", Filters(as_of - timedelta(30), as_of, merchants), as_of)),
-        ("active-days histogram, months", activity.active_days_histogram("month", Filters(), as_of)),
+         activity.series("day", MetricScope(as_of - timedelta(30), as_of, merchants), as_of)),
+        ("active-days histogram, months", activity.active_days_histogram("month", MetricScope(), as_of)),
         ("partner-pair affinity, last month", activity.pair_affinity("month", month)),
         ("retention, month cohorts", retention.matrix("month", as_of)),
         ("retention, week cohorts", retention.matrix("week", as_of)),
@@ -63,10 +63,10 @@ def pg_queries(as_of: date, ctx: dict) -> list[tuple[str, Query]]:
         ("lifecycle + churn, weeks (T=90)", lifecycle.states("week", year_ago, as_of, as_of)),
         ("inter-purchase gaps", lifecycle.active_day_gaps()),
         ("burn/earn + redeemer penetration, months",
-         redemption.burn_and_penetration("month", Filters(), as_of)),
+         redemption.burn_and_penetration("month", MetricScope(), as_of)),
         ("time to first redemption", redemption.time_to_first_redemption(as_of)),
-        ("earned-at -> redeemed-at flows, 12 months", redemption.flows(Filters(year_ago, as_of))),
-        ("breakage, months", redemption.breakage("month", Filters(), as_of)),
+        ("earned-at -> redeemed-at flows, 12 months", redemption.flows(MetricScope(year_ago, as_of))),
+        ("breakage, months", redemption.breakage("month", MetricScope(), as_of)),
         ("at-risk list (top 10,000 by balance)",
          members.at_risk(as_of, min_balance=500, min_days_inactive=30, limit=10_000)),
         ("member summaries (every member)", members.summaries(as_of)),

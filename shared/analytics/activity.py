@@ -22,8 +22,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from shared.analytics.query import (
     NETWORK,
-    Filters,
     Grain,
+    MetricScope,
     Query,
     complete,
     date_range,
@@ -94,7 +94,7 @@ class ActivityPeriod:
         return ratio(self.points_redeemed_net, self.points_earned_net)
 
 
-def _scoped_days(filters: Filters, grain: Grain) -> tuple[Select, ColumnElement]:
+def _scoped_days(filters: MetricScope, grain: Grain) -> tuple[Select, ColumnElement]:
     """activity_member_days in the filter's scope, with each row's period."""
     d = activity_member_days.c
     period = truncate(grain, d.day).label("period_start")
@@ -110,7 +110,7 @@ def _scoped_days(filters: Filters, grain: Grain) -> tuple[Select, ColumnElement]
     return select(period).select_from(source).where(*conditions), period
 
 
-def _per_member_period(filters: Filters, grain: Grain):
+def _per_member_period(filters: MetricScope, grain: Grain):
     """One row per member and period with its active days at the merchants in scope (the
     member rows: for what no small aggregate answers)."""
     d = activity_member_days.c
@@ -125,7 +125,7 @@ def _per_member_period(filters: Filters, grain: Grain):
     )
 
 
-def _sums(grain: Grain, filters: Filters) -> Select:
+def _sums(grain: Grain, filters: MetricScope) -> Select:
     """activity_periods' rows in scope, summed per period (over tiers; over merchants for
     the counters only when several are selected)."""
     p = activity_periods.c
@@ -146,7 +146,7 @@ def _sums(grain: Grain, filters: Filters) -> Select:
     )
 
 
-def _distinct_over(grain: Grain, filters: Filters) -> Select:
+def _distinct_over(grain: Grain, filters: MetricScope) -> Select:
     """Distinct members over several merchants, from the partner sets."""
     s = activity_merchant_sets.c
     scope = literal(list(filters.merchant_ids), ARRAY(UUID(as_uuid=True)))
@@ -175,7 +175,7 @@ def _distinct_over(grain: Grain, filters: Filters) -> Select:
     )
 
 
-def series(grain: Grain, filters: Filters, as_of: date) -> Query[list[ActivityPeriod]]:
+def series(grain: Grain, filters: MetricScope, as_of: date) -> Query[list[ActivityPeriod]]:
     """DAU (grain "day"), WAU ("week"), MAU ("month") and the other per-period activity
     figures; periods without any activity are absent. From activity_periods for the
     network or one merchant; with several merchants, their summed counters and the
@@ -221,7 +221,7 @@ class ActiveDaysHistogram:
 
 
 def active_days_histogram(
-    grain: Grain, filters: Filters, as_of: date
+    grain: Grain, filters: MetricScope, as_of: date
 ) -> Query[list[ActiveDaysHistogram]]:
     """How many active members had 1, 2, 3... active days in each week or month. With a
     merchant filter (active days at those partners) it reads the member rows: slower."""

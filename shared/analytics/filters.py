@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, select
 
+from shared.analytics.query import MetricScope
 from shared.tables import merchants
 
 
@@ -50,6 +51,15 @@ class Filters:
             self,
             first_day=self.first_day - timedelta(days=self.days),
             last_day=self.first_day - timedelta(days=1),
+        )
+
+    def scope(self) -> MetricScope:
+        """The half-open window and selection the analytics queries read."""
+        return MetricScope(
+            start=self.first_day,
+            end=self.last_day + timedelta(days=1),
+            merchant_ids=self.merchant_ids,
+            tiers=self.tiers,
         )
 
     def covers_merchants(self, merchant_ids: tuple[uuid.UUID, ...] | list[uuid.UUID]) -> bool:

@@ -27,7 +27,7 @@ T = TypeVar("T")
 Grain = Literal["day", "week", "month"]
 GRAINS: tuple[Grain, ...] = ("day", "week", "month")
 
-__all__ = ["NETWORK", "Filters", "Grain", "Query", "run", "run_async"]
+__all__ = ["NETWORK", "MetricScope", "Grain", "Query", "run", "run_async"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +48,11 @@ async def run_async(connection: AsyncConnection, query: Query[T]) -> T:
 
 
 @dataclass(frozen=True, slots=True)
-class Filters:
-    """The dashboard's filters. Days are local days in the programme's time zone; `end` is
-    exclusive. A period-based metric covers every period that overlaps [start, end)."""
+class MetricScope:
+    """What a metric query reads: local days in the programme's time zone, `end` exclusive,
+    None unbounded; merchants and tiers, empty meaning all. A period-based metric covers
+    every period that overlaps [start, end). The dashboard's selection
+    (shared/analytics/filters.Filters) turns into one with `Filters.scope()`."""
 
     start: date | None = None
     end: date | None = None
@@ -109,7 +111,7 @@ def truncate(grain: Grain, day: ColumnElement) -> ColumnElement:
     return cast(func.date_trunc(literal_column(f"'{grain}'"), day), Date)
 
 
-def date_range(column: ColumnElement, filters: Filters, grain: Grain) -> list[ColumnElement]:
+def date_range(column: ColumnElement, filters: MetricScope, grain: Grain) -> list[ColumnElement]:
     """Conditions on a day or period-start column for the periods overlapping the filter."""
     conditions = []
     if filters.start is not None:

@@ -16,8 +16,8 @@ from sqlalchemy import Integer, case, func, or_, select
 from shared.analytics.activity import ActivityPeriod, series
 from shared.analytics.query import (
     NETWORK,
-    Filters,
     Grain,
+    MetricScope,
     Query,
     complete,
     date_range,
@@ -47,7 +47,7 @@ class RedemptionPeriod:
 
 
 def burn_and_penetration(
-    grain: Grain, filters: Filters, as_of: date
+    grain: Grain, filters: MetricScope, as_of: date
 ) -> Query[list[RedemptionPeriod]]:
     """Per period: the burn/earn ratio (points, at the merchants in scope) and redeemer
     penetration."""
@@ -128,7 +128,7 @@ class PointFlow:
     points: int  # redeemed at the redeemer, net of reversals
 
 
-def flows(filters: Filters) -> Query[list[PointFlow]]:
+def flows(filters: MetricScope) -> Query[list[PointFlow]]:
     """Points earned at one partner and redeemed at another, posted in [start, end).
     With merchant_ids: the flows in which one of them issued or redeemed."""
     f = activity_point_flows.c
@@ -174,7 +174,7 @@ class BreakagePeriod:
         return ratio(self.expired_points, self.expired_points + self.redeemed_points)
 
 
-def breakage(grain: Grain, filters: Filters, as_of: date) -> Query[list[BreakagePeriod]]:
+def breakage(grain: Grain, filters: MetricScope, as_of: date) -> Query[list[BreakagePeriod]]:
     """Points expired and redeemed per period (posting day); with merchant_ids, of the
     points those partners issued."""
     f = activity_point_flows.c

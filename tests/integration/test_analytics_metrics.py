@@ -41,7 +41,7 @@ import pytest
 from sqlalchemy import text
 
 from shared.analytics import activity, lifecycle, members, redemption, retention
-from shared.analytics.query import Filters, data_as_of, run
+from shared.analytics.query import MetricScope, data_as_of, run
 from shared.analytics.refresh import refresh
 
 ZONE = "America/New_York"
@@ -182,7 +182,7 @@ def by_period(periods) -> dict[date, object]:
 
 
 def test_monthly_activity(network):
-    months = by_period(query(network, activity.series("month", Filters(), AS_OF)))
+    months = by_period(query(network, activity.series("month", MetricScope(), AS_OF)))
     assert sorted(months) == [date(2026, m, 1) for m in (1, 2, 3, 4)]
     january, february = months[date(2026, 1, 1)], months[date(2026, 2, 1)]
     assert (january.active_members, january.purchasers, january.redeemers) == (3, 3, 1)
@@ -205,33 +205,36 @@ def test_monthly_activity(network):
 
 def test_daily_and_weekly_actives_use_local_days(network):
     days = by_period(
-        query(network, activity.series("day", Filters(date(2026, 1, 1), date(2026, 3, 1)), AS_OF))
+        query(
+            network, activity.series("day", MetricScope(date(2026, 1, 1), date(2026, 3, 1)), AS_OF)
+        )
     )
     assert days[date(2026, 1, 5)].active_members == 2  # Ann and Eve (Eve twice)
     assert days[date(2026, 1, 5)].purchases == 3
     assert days[date(2026, 2, 2)].active_members == 1  # Cat at 22:30 in New York
     assert date(2026, 2, 3) not in days
     assert date(2026, 2, 12) in days and days[date(2026, 2, 12)].active_members == 0  # refund
-    weeks = by_period(query(network, activity.series("week", Filters(), AS_OF)))
+    weeks = by_period(query(network, activity.series("week", MetricScope(), AS_OF)))
     assert weeks[date(2026, 1, 5)].active_members == 2  # Ann (Mon, Tue), Eve (Mon, Wed, Thu)
     assert weeks[date(2026, 1, 19)].active_members == 1  # Ben
     assert weeks[date(2026, 1, 5)].active_member_days == 5
 
 
 def test_activity_filters(network):
-    january = Filters(date(2026, 1, 1), date(2026, 2, 1))
+    january = MetricScope(date(2026, 1, 1), date(2026, 2, 1))
     only_a = query(
-        network, activity.series("month", Filters(january.start, january.end, (A,)), AS_OF)
+        network, activity.series("month", MetricScope(january.start, january.end, (A,)), AS_OF)
     )
     assert [(p.active_members, p.purchases) for p in only_a] == [(2, 3)]  # Ann, Eve
     a_and_b = query(
-        network, activity.series("month", Filters(january.start, january.end, (A, B)), AS_OF)
+        network, activity.series("month", MetricScope(january.start, january.end, (A, B)), AS_OF)
     )
     assert [(p.active_members, p.multi_merchant_members, p.purchases) for p in a_and_b] == [
         (3, 2, 6)  # purchases: Ann 2, Ben 1, Eve 3
     ]
     b_and_c = query(
-        network, activity.series("month", Filters(january.start, date(2026, 3, 1), (B, C)), AS_OF)
+        network,
+        activity.series("month", MetricScope(january.start, date(2026, 3, 1), (B, C)), AS_OF),
     )
     # January: Ann (B), Ben (B), Eve (B, C; redeemed at C); February: Ann redeemed at B.
     assert [
@@ -241,23 +244,25 @@ def test_activity_filters(network):
     assert b_and_c[0].active_member_days is None  # not kept over several merchants
     gold = query(
         network,
-        activity.series("month", Filters(january.start, january.end, tiers=("gold",)), AS_OF),
+        activity.series("month", MetricScope(january.start, january.end, tiers=("gold",)), AS_OF),
     )
     assert [(p.active_members, p.purchases) for p in gold] == [(1, 4)]
-    gold_at_a_and_c = Filters(january.start, january.end, (A, C), ("gold",))
+    gold_at_a_and_c = MetricScope(january.start, january.end, (A, C), ("gold",))
     assert [
         p.active_members for p in query(network, activity.series("month", gold_at_a_and_c, AS_OF))
     ] == [1]
-    may = query(network, activity.series("month", Filters(date(2026, 4, 25)), date(2026, 4, 28)))
+    may = query(
+        network, activity.series("month", MetricScope(date(2026, 4, 25)), date(2026, 4, 28))
+    )
     assert [(p.period_start, p.complete) for p in may] == [(date(2026, 4, 1), False)]
 
 
 def test_active_days_histogram(network):
-    histograms = query(network, activity.active_days_histogram("month", Filters(), AS_OF))
+    histograms = query(network, activity.active_days_histogram("month", MetricScope(), AS_OF))
     assert histograms[0].period_start == date(2026, 1, 1)
     assert histograms[0].members_by_days == ((1, 1), (2, 1), (3, 1))  # Ben, Ann, Eve
     at_a = query(
-        network, activity.active_days_histogram("month", Filters(merchant_ids=(A, B)), AS_OF)
+        network, activity.active_days_histogram("month", MetricScope(merchant_ids=(A, B)), AS_OF)
     )
     assert at_a[0].members_by_days == ((1, 1), (2, 2))  # Ben; Ann (A, B), Eve (A, B)
 
@@ -339,7 +344,9 @@ def test_gaps_between_active_days(network):
 
 
 def test_burn_earn_and_redeemer_penetration(network):
-    periods = by_period(query(network, redemption.burn_and_penetration("month", Filters(), AS_OF)))
+    periods = by_period(
+        query(network, redemption.burn_and_penetration("month", MetricScope(), AS_OF))
+    )
     january, february = periods[date(2026, 1, 1)], periods[date(2026, 2, 1)]
     assert (january.points_earned_net, january.points_redeemed_net) == (70, 0)
     assert january.burn_earn_ratio == 0
@@ -363,19 +370,19 @@ def test_time_to_first_redemption(network):
 
 
 def test_point_flows(network):
-    flows = query(network, redemption.flows(Filters(date(2026, 1, 1), date(2026, 3, 1))))
+    flows = query(network, redemption.flows(MetricScope(date(2026, 1, 1), date(2026, 3, 1))))
     # Eve's redemption at C was reversed: nothing flows to C.
     assert {(f.issuing_merchant_id, f.redeeming_merchant_id): f.points for f in flows} == {
         (A, B): 10,
         (B, B): 20,
         (None, B): 20,
     }
-    january = query(network, redemption.flows(Filters(date(2026, 1, 1), date(2026, 2, 1))))
+    january = query(network, redemption.flows(MetricScope(date(2026, 1, 1), date(2026, 2, 1))))
     assert january == []
 
 
 def test_breakage(network):
-    periods = by_period(query(network, redemption.breakage("month", Filters(), AS_OF)))
+    periods = by_period(query(network, redemption.breakage("month", MetricScope(), AS_OF)))
     assert {p.month: (v.expired_points, v.redeemed_points) for p, v in periods.items()} == {
         1: (0, 0),
         2: (0, 50),
@@ -383,7 +390,9 @@ def test_breakage(network):
     }
     assert periods[date(2026, 4, 1)].breakage_rate == 1.0
     assert periods[date(2026, 1, 1)].breakage_rate is None
-    issued_by_a = query(network, redemption.breakage("month", Filters(merchant_ids=(A,)), AS_OF))
+    issued_by_a = query(
+        network, redemption.breakage("month", MetricScope(merchant_ids=(A,)), AS_OF)
+    )
     assert [(p.period_start.month, p.redeemed_points) for p in issued_by_a] == [(1, 0), (2, 10)]
 
 
@@ -430,22 +439,22 @@ def test_data_as_of_is_the_watermark_day(network):
 
 
 def every_metric() -> list:
-    january = Filters(date(2026, 1, 1), date(2026, 2, 1))
+    january = MetricScope(date(2026, 1, 1), date(2026, 2, 1))
     return [
         activity.series("day", january, AS_OF),
-        activity.series("month", Filters(merchant_ids=(A,), tiers=("gold",)), AS_OF),
-        activity.series("month", Filters(merchant_ids=(A, B)), AS_OF),
-        activity.active_days_histogram("week", Filters(), AS_OF),
-        activity.active_days_histogram("month", Filters(merchant_ids=(A, B)), AS_OF),
+        activity.series("month", MetricScope(merchant_ids=(A,), tiers=("gold",)), AS_OF),
+        activity.series("month", MetricScope(merchant_ids=(A, B)), AS_OF),
+        activity.active_days_histogram("week", MetricScope(), AS_OF),
+        activity.active_days_histogram("month", MetricScope(merchant_ids=(A, B)), AS_OF),
         activity.pair_affinity("month", date(2026, 1, 1), (A,)),
         retention.matrix("month", AS_OF, by_acquiring_merchant=True),
         retention.matrix("week", AS_OF, acquiring_merchant_ids=(A,), cohorts_from=date(2026, 1, 1)),
         lifecycle.states("week", date(2026, 1, 1), AS_OF, AS_OF, 40),
         lifecycle.active_day_gaps(date(2026, 1, 1), AS_OF),
-        redemption.burn_and_penetration("month", Filters(merchant_ids=(B, C)), AS_OF),
+        redemption.burn_and_penetration("month", MetricScope(merchant_ids=(B, C)), AS_OF),
         redemption.time_to_first_redemption(AS_OF, acquiring_merchant_ids=(A,), tiers=("gold",)),
-        redemption.flows(Filters(merchant_ids=(B,))),
-        redemption.breakage("week", Filters(), AS_OF),
+        redemption.flows(MetricScope(merchant_ids=(B,))),
+        redemption.breakage("week", MetricScope(), AS_OF),
         members.at_risk(AS_OF, min_balance=1, tiers=("basic",)),
         data_as_of(),
     ]

@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text
 from seed import bulk
 from seed.config import SeedConfig
 from shared.analytics import activity, lifecycle, members, redemption, retention
-from shared.analytics.query import Filters, next_period, period_start, periods, run
+from shared.analytics.query import MetricScope, next_period, period_start, periods, run
 from shared.analytics.refresh import ROLLUP_TABLES, TimeZoneChanged, refresh
 from shared.database.urls import libpq_conninfo
 
@@ -254,7 +254,7 @@ def fetch(engine, metric):
 
 @pytest.mark.parametrize("grain", ["day", "week", "month"])
 def test_active_members_and_sums_agree_with_the_ledger(seeded, raw, grain):
-    series = fetch(seeded, activity.series(grain, Filters(), AS_OF))
+    series = fetch(seeded, activity.series(grain, MetricScope(), AS_OF))
     active = raw.active(grain)
     assert {p.period_start: p.active_members for p in series if p.active_members} == {
         start: len(found) for start, found in active.items()
@@ -279,14 +279,15 @@ def test_filtered_activity_agrees_with_the_ledger(seeded, raw):
     cases = [((merchants[0],), ()), (tuple(merchants[:3]), ()), ((), tiers), (tuple(merchants[1:3]), tiers)]  # fmt: skip
     for scope, tier_scope in cases:
         series = fetch(
-            seeded, activity.series("month", Filters(merchant_ids=scope, tiers=tier_scope), AS_OF)
+            seeded,
+            activity.series("month", MetricScope(merchant_ids=scope, tiers=tier_scope), AS_OF),
         )
         expected = raw.active("month", scope, tier_scope)
         assert {p.period_start: p.active_members for p in series if p.active_members} == {
             start: len(found) for start, found in expected.items()
         }, (scope, tier_scope)
     for months in fetch(
-        seeded, activity.series("month", Filters(merchant_ids=tuple(merchants[:3])), AS_OF)
+        seeded, activity.series("month", MetricScope(merchant_ids=tuple(merchants[:3])), AS_OF)
     ):
         used = defaultdict(set)
         for member, kind, merchant, day, _, _ in raw.transactions:
@@ -368,7 +369,9 @@ def test_histograms_pairs_and_gaps_agree_with_the_ledger(seeded, raw):
             merchants_in_month[member].add(merchant)
     histogram = fetch(
         seeded,
-        activity.active_days_histogram("month", Filters(month, next_period(month, "month")), AS_OF),
+        activity.active_days_histogram(
+            "month", MetricScope(month, next_period(month, "month")), AS_OF
+        ),
     )
     assert dict(histogram[0].members_by_days) == dict(
         Counter(len(d) for d in days_in_month.values())
@@ -389,7 +392,7 @@ def test_histograms_pairs_and_gaps_agree_with_the_ledger(seeded, raw):
 
 
 def test_redemption_metrics_agree_with_the_ledger(seeded, raw):
-    flows = fetch(seeded, redemption.flows(Filters(date(2025, 10, 1), date(2026, 3, 1))))
+    flows = fetch(seeded, redemption.flows(MetricScope(date(2025, 10, 1), date(2026, 3, 1))))
     expected = Counter()
     for kind, issuing, redeeming, day, points in raw.allocations:
         if kind != "expiry" and date(2025, 10, 1) <= day < date(2026, 3, 1):
@@ -401,7 +404,7 @@ def test_redemption_metrics_agree_with_the_ledger(seeded, raw):
     for kind, _, _, day, points in raw.allocations:
         if kind == "expiry":
             expired[period_start(day, "month")] += points
-    breakage = fetch(seeded, redemption.breakage("month", Filters(), AS_OF))
+    breakage = fetch(seeded, redemption.breakage("month", MetricScope(), AS_OF))
     assert {p.period_start: p.expired_points for p in breakage if p.expired_points} == dict(expired)
     assert sum(expired.values()) > 0
     first_redemption = {}
