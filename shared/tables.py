@@ -913,7 +913,7 @@ activity_refresh = Table(
 Index("ix_members_updated_at", members.c.updated_at)
 
 
-# --- Churn model (docs/metrics-models.md) ------------------------------------------------
+# --- Churn model (docs/metrics.md) ------------------------------------------------
 # `coalition jobs models` fits BG/NBD to every member's purchase history and stores the
 # fit with its summary (expected active base, P(alive) distribution): the dashboard reads
 # the latest row instead of fitting a million histories while a page renders.

@@ -6,7 +6,7 @@ summaries the rollups keep (first and last purchase day, purchases), fits BG/NBD
 (shared/analytics/bgnbd.py; identical histories grouped, so a million members are a few
 hundred thousand rows), and stores the parameters, the expected active base (the sum of
 P(alive)) and the P(alive) distribution. Pages read `latest_fit`; the at-risk list scores
-only the high-balance members it lists. Definitions: docs/metrics-models.md.
+only the high-balance members it lists. Definitions: docs/metrics.md.
 
 Histories are at day resolution in the programme's time zone: a purchase sits at the start
 of its local day, `as_of` (the rollups' first incomplete day) is the exclusive end, and
