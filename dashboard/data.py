@@ -131,18 +131,24 @@ def campaigns(filters: Filters) -> list[definitions.Campaign]:
     return _run_async(lambda connection: campaign_listing.campaigns_in_scope(connection, filters))
 
 
-@st.cache_data(ttl=SETTLED, show_spinner="Comparing the campaign's arms...")
-def campaign_results(campaign_id: uuid.UUID) -> CampaignResults:
+@st.cache_data(ttl=LIVE, show_spinner="Comparing the campaign's arms...")
+def campaign_results(campaign_id: uuid.UUID) -> tuple[CampaignResults, datetime | None]:
+    """The results `coalition jobs campaigns` stored, and when it computed them; computed
+    here (None: just now) for a campaign the job has not reached yet."""
     # Imported when first needed: scipy and statsmodels take seconds to import, and the
     # sign-in screen should not wait for them.
-    from shared.campaigns import results
+    from shared.campaigns import results, snapshots
 
+    stored = _read(snapshots.latest, campaign_id)
+    if stored is not None:
+        return stored
     rules = get_settings().program
-    return _run_async(
+    live = _run_async(
         lambda connection: results.campaign_results(
             connection, campaign_listing.HQ_READER, campaign_id, rules
         )
     )
+    return live, None
 
 
 def cancel_campaign(campaign_id: uuid.UUID, actor: hq_users.HqUser) -> str | None:

@@ -70,13 +70,18 @@ def campaign_rows(campaigns: list[Campaign], names: dict) -> list[dict]:
     ]
 
 
-def campaign_window(result: CampaignResults) -> str:
+def campaign_window(result: CampaignResults, computed_at: datetime | None = None) -> str:
     arms = (
         f"{formats.count(result.treatment_members, 'members treated')}, "
         f"{formats.count(result.holdout_members, 'held out')}"
     )
     window = formats.day_range(result.window_start.date(), result.window_end.date())
-    return f"Results over {window} ({result.campaign.status}): {arms}."
+    when = (
+        f" Computed {computed_at:%Y-%m-%d %H:%M %Z} by `coalition jobs campaigns`."
+        if computed_at
+        else ""
+    )
+    return f"Results over {window} ({result.campaign.status}): {arms}.{when}"
 
 
 def _lift(estimate) -> tuple[str, str | None]:

@@ -303,8 +303,10 @@ def jobs_settle() -> None:
 
 @jobs_app.command("campaigns")
 def jobs_campaigns() -> None:
-    """Launch targeted campaigns whose start has come: assign every listed member an arm."""
+    """Launch targeted campaigns whose start has come (every listed member gets an arm),
+    then store the results of started campaigns for the dashboard (hourly while running)."""
     from shared.campaigns.launch import launch_due_campaigns
+    from shared.campaigns.snapshots import refresh_snapshots
 
     rules = get_settings().program
     launched = _run_with_engine(
@@ -316,6 +318,8 @@ def jobs_campaigns() -> None:
         )
     if not launched:
         console.print("no campaign to launch")
+    refreshed = _run_with_engine(lambda engine: refresh_snapshots(engine, rules))
+    console.print(f"campaign results stored: {len(refreshed)}")
 
 
 def _sync_engine():
@@ -549,6 +553,7 @@ def up(
         )
         jobs_settle()  # the demo's history comes with its closed periods
         alerts_install_defaults()  # and with the default alert rules (docs/alerts.md)
+    jobs_campaigns()  # the campaigns' results, stored for the dashboard
     jobs_rollups(full=False)  # the dashboard's figures include everything posted so far
     jobs_models(force=False, as_of=None)  # and the churn model fitted to them
     credentials = _run_async(issue_demo_credentials)

@@ -937,3 +937,18 @@ churn_model_fits = Table(
     Column("seconds", Double, nullable=False),  # how long the fit took
 )
 Index("ix_churn_model_fits_fitted_at", churn_model_fits.c.fitted_at)
+
+# The results of each started campaign as the dashboard shows them: computing them reads
+# every assigned member's transactions (seconds on a large network), so `coalition jobs
+# campaigns` stores them (hourly while a campaign runs, once more after it ends).
+campaign_result_snapshots = Table(
+    "campaign_result_snapshots",
+    metadata,
+    Column(
+        "campaign_id", UUID(as_uuid=True), ForeignKey("campaigns.campaign_id"), primary_key=True
+    ),
+    Column("computed_at", DateTime(timezone=True), nullable=False),
+    Column("window_end", DateTime(timezone=True), nullable=False),  # results up to here
+    Column("results", JSONB, nullable=False),  # shared/campaigns/results.CampaignResults
+    Column("seconds", Double, nullable=False),  # how long computing them took
+)

@@ -38,10 +38,10 @@ chosen = ui.choose(
     key="campaign",
 )
 campaign = by_id[chosen]
-result = data.campaign_results(chosen)
+result, computed_at = data.campaign_results(chosen)
 
 ui.section(campaign.name)
-st.caption(views.campaign_window(result))
+st.caption(views.campaign_window(result, computed_at))
 mismatch = views.sample_ratio_warning(result)
 if mismatch:
     ui.warning(mismatch)
