@@ -1,7 +1,7 @@
 """A small seeded network in a database of its own, for the dashboard's tests (AppTest and
 the browser): the seed's `test` profile (400 members, 14 months to today, 10 merchants,
-three ended campaigns), its closed settlement periods, a draft campaign an admin may
-cancel, and one HQ user per role. About two seconds to build."""
+three ended campaigns), its analytics rollups, its closed settlement periods, a draft
+campaign an admin may cancel, and one HQ user per role. A few seconds to build."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from seed import bulk
 from seed.config import profile
+from shared.analytics.refresh import refresh
 from shared import hq_users
 from shared.access import SYSTEM
 from shared.campaigns import definitions
@@ -84,6 +85,11 @@ def seeded_network(worker_url: URL, suffix: str) -> Iterator[URL]:
             libpq_conninfo(url),
             show_progress=False,
         )
+        engine = create_engine(url)
+        try:  # as `coalition seed` does: the analytics pages read the rollups
+            refresh(engine, settings.program, full=True)
+        finally:
+            engine.dispose()
         asyncio.run(_close_periods_and_draft_a_campaign(url))
         _add_users(url)
         yield url
