@@ -14,6 +14,8 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -383,6 +385,36 @@ def jobs_rollups(
     )
 
 
+@jobs_app.command("models")
+def jobs_models(
+    force: bool = typer.Option(False, help="Fit again even if today's data has a fit."),
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"], help="End of observation (default: the data's last day)."
+        ),
+    ] = None,
+) -> None:
+    """Fit the churn model (BG/NBD) to every member's history, once per day of data."""
+    from shared.analytics.churn_model import fit_and_store
+
+    engine = _sync_engine()
+    try:
+        with engine.begin() as connection:
+            fit = fit_and_store(connection, as_of=as_of.date() if as_of else None, force=force)
+    finally:
+        engine.dispose()
+    if fit is None:
+        console.print("churn model: nothing new to fit")
+        return
+    p = fit.parameters
+    console.print(
+        f"churn model as of {fit.as_of}: r={p.r:.3f} alpha={p.alpha:.3f} a={p.a:.3f} "
+        f"b={p.b:.3f}; expected active {fit.expected_active:,.0f} of {fit.members:,} "
+        f"members ({fit.seconds:.1f} s)"
+    )
+
+
 @jobs_app.command("loop")
 def jobs_loop(
     interval: int = typer.Option(300, min=5, help="Seconds between two rounds."),
@@ -398,6 +430,7 @@ def jobs_loop(
         with contextlib.suppress(typer.Exit):  # a failing rule was reported; keep going
             jobs_alerts()
         jobs_rollups(full=False)
+        jobs_models(force=False, as_of=None)
         done += 1
         if rounds and done >= rounds:
             return
@@ -517,6 +550,7 @@ def up(
         jobs_settle()  # the demo's history comes with its closed periods
         alerts_install_defaults()  # and with the default alert rules (docs/alerts.md)
     jobs_rollups(full=False)  # the dashboard's figures include everything posted so far
+    jobs_models(force=False, as_of=None)  # and the churn model fitted to them
     credentials = _run_async(issue_demo_credentials)
     login = _in_transaction(issue_demo_login)
     dashboard_login = (

@@ -911,3 +911,29 @@ activity_refresh = Table(
 )
 # Members whose tier (or anything else) changed since the last refresh are found by this.
 Index("ix_members_updated_at", members.c.updated_at)
+
+
+# --- Churn model (docs/metrics.md) ------------------------------------------------
+# `coalition jobs models` fits BG/NBD to every member's purchase history and stores the
+# fit with its summary (expected active base, P(alive) distribution): the dashboard reads
+# the latest row instead of fitting a million histories while a page renders.
+
+churn_model_fits = Table(
+    "churn_model_fits",
+    metadata,
+    Column("fit_id", UUID(as_uuid=True), primary_key=True),
+    Column("fitted_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("as_of", Date, nullable=False),  # histories observed up to this local day (excl.)
+    Column("r", Double, nullable=False),
+    Column("alpha", Double, nullable=False),  # per week
+    Column("a", Double, nullable=False),
+    Column("b", Double, nullable=False),
+    Column("log_likelihood", Double, nullable=False),
+    Column("converged", Boolean, nullable=False),
+    Column("members", BigInteger, nullable=False),  # members with a purchase, all fitted
+    Column("expected_active", Double, nullable=False),  # sum of P(alive)
+    Column("p_alive_bins", ARRAY(Double), nullable=False),  # upper edges: 0.1, 0.2, ... 1.0
+    Column("p_alive_counts", ARRAY(BigInteger), nullable=False),
+    Column("seconds", Double, nullable=False),  # how long the fit took
+)
+Index("ix_churn_model_fits_fitted_at", churn_model_fits.c.fitted_at)

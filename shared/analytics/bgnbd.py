@@ -15,7 +15,7 @@ unless a caller says otherwise):
 - T, `age`: the time from the first purchase to the end of observation.
 
 alpha is in that time unit (r / alpha is the mean purchase rate per unit); r, a and b
-have no unit. Definitions and conventions: docs/metrics-models.md.
+have no unit. Definitions and conventions: docs/metrics.md.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def histories_from_purchases(
 
     Every purchase (earn transaction) counts, same-day ones included: the model's events
     are purchases, each followed by a chance to drop out, and that is also how the seed
-    simulates members, so a fit on seed data recovers its truth (docs/metrics-models.md).
+    simulates members, so a fit on seed data recovers its truth (docs/metrics.md).
     Times are exact, so members rarely share a history: fit a sample of them
     (`fit_bgnbd` on a few hundred thousand members is seconds) and score everyone."""
     first = np.asarray(first_purchase_at, dtype=np.float64)

@@ -6,11 +6,9 @@ Definitions: docs/metrics.md.
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from datetime import date
 from typing import Any
 
@@ -135,7 +133,7 @@ def at_risk(
 ) -> Query[list[AtRiskMember]]:
     """Members holding at least `min_balance` points and inactive for at least
     `min_days_inactive` days at `as_of`, highest balance first, at most `limit`. Apply the
-    P(alive) model to the result, then export with `at_risk_csv`."""
+    P(alive) model to the result (shared/analytics/churn_model.py does, and exports it)."""
     m, b = activity_members.c, member_balances.c
     days_inactive = (as_of - func.coalesce(m.last_active_day, m.enrolled_day)).cast(Integer)
     statement = (
@@ -164,14 +162,3 @@ def at_risk(
         (statement,),
         lambda rows: [AtRiskMember(**{k: row._mapping[k] for k in row._mapping}) for row in rows],
     )
-
-
-def at_risk_csv(members: Sequence[AtRiskMember], p_alive: Mapping[uuid.UUID, float]) -> str:
-    """The win-back list as CSV, with each member's P(alive) (the caller's model)."""
-    output = io.StringIO()
-    names = [field.name for field in fields(AtRiskMember)]
-    writer = csv.DictWriter(output, fieldnames=[*names, "p_alive"], lineterminator="\n")
-    writer.writeheader()
-    for member in members:
-        writer.writerow({**asdict(member), "p_alive": f"{p_alive[member.member_id]:.4f}"})
-    return output.getvalue()

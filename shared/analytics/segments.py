@@ -1,7 +1,7 @@
 """Member segments: RFM scores and names, and the lapse threshold that calls a member
 lapsed. Arrays in, values out; the queries that collect the inputs live elsewhere.
 
-RFM (definitions in docs/metrics-models.md):
+RFM (definitions in docs/metrics.md):
 - scores 1-5, 5 the best: recent (few days since the last purchase), frequent, big
   spenders. A member's score is the quintile of their mid-rank percentile,
   1 + floor(5 * (rank - 0.5) / n) with tied values sharing their average rank, so equal

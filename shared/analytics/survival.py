@@ -9,7 +9,7 @@ event (members are not censored because they were about to redeem).
 
 The estimate and its standard errors (Greenwood) come from statsmodels; the pointwise 95%
 interval uses the log(-log) transform, which keeps the bounds inside [0, 1]. Definitions:
-docs/metrics-models.md.
+docs/metrics.md.
 """
 
 from __future__ import annotations

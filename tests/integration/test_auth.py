@@ -191,6 +191,12 @@ CAMPAIGN_BODY = {
     "endsAt": "2030-02-01T00:00:00Z",
     "terms": {"multiplier": "2"},
 }
+ALERT_RULE_BODY = {
+    "name": "Quiet partner", "metric": "purchases", "scope": "merchant", "comparator": "lt",
+    "threshold": 0.2, "window": "P1D", "evaluateEvery": "PT1H", "severity": "warning",
+    "owner": "HQ",
+}  # fmt: skip
+WEBHOOK_BODY = {"url": "https://hooks.example.com/coalition", "minSeverity": "warning"}
 WRITE_ROUTES = [
     ("POST", "/v1/merchants", MERCHANT_BODY),
     ("PATCH", "/v1/merchants/{merchant_id}", {"name": "Hijacked"}),
@@ -221,6 +227,13 @@ WRITE_ROUTES = [
     ("POST", "/v1/campaigns/{campaign_id}/schedule", None),
     ("POST", "/v1/campaigns/{campaign_id}/cancel", None),
     ("POST", "/v1/campaigns/{campaign_id}/targets", {"memberIds": [str(uuid.uuid4())]}),
+    ("POST", "/v1/hq/alerts/rules", ALERT_RULE_BODY),
+    ("PATCH", "/v1/hq/alerts/rules/{rule_id}", {"threshold": 0.5}),
+    ("DELETE", "/v1/hq/alerts/rules/{rule_id}", None),
+    ("POST", "/v1/hq/alerts/webhooks", WEBHOOK_BODY),
+    ("PATCH", "/v1/hq/alerts/webhooks/{endpoint_id}", {"enabled": False}),
+    ("POST", "/v1/hq/alerts/webhooks/{endpoint_id}/rotate-secret", None),
+    ("DELETE", "/v1/hq/alerts/webhooks/{endpoint_id}", None),
 ]
 # POST routes that only read.
 READ_ONLY_POSTS = {"/v1/members/lookup"}
@@ -244,7 +257,13 @@ async def world(client, keys, make_merchant) -> dict[str, str]:
     assert member.status_code == 201, member.text
     campaign = await client.post("/v1/campaigns", json=CAMPAIGN_BODY, headers=keys.hq_admin)
     assert campaign.status_code == 201, campaign.text
+    rule = await client.post("/v1/hq/alerts/rules", json=ALERT_RULE_BODY, headers=keys.hq_admin)
+    assert rule.status_code == 201, rule.text
+    hook = await client.post("/v1/hq/alerts/webhooks", json=WEBHOOK_BODY, headers=keys.hq_admin)
+    assert hook.status_code == 201, hook.text
     return {
+        "rule_id": rule.json()["ruleId"],
+        "endpoint_id": hook.json()["endpoint"]["endpointId"],
         "campaign_id": campaign.json()["campaignId"],
         "merchant_id": merchant.merchant_id,
         "store_id": store.json()["storeId"],
