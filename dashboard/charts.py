@@ -9,6 +9,7 @@ number reads the same in a tile, a table and a chart. (ui.chart renders them wit
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
@@ -318,6 +319,7 @@ def liability_roll_forward(report: LiabilityReport) -> go.Figure:
 
 INCOMPLETE = "#b0b8bf"  # a period still running: greyed, its figure is partial
 DIVERGING = [[0.0, "#f18f01"], [0.5, "#f7f7f7"], [1.0, NAVY]]
+LIFT_RANGE = 3  # the affinity colours span 1/8x to 8x (log2 lift -3..3)
 _TICKS = {"day": "%d %b", "week": "%d %b", "month": "%b %Y"}
 _HOVER_DATE = {"day": "%a %d %b %Y", "week": "week of %d %b %Y", "month": "%B %Y"}
 
@@ -334,9 +336,7 @@ def _share_axis(title: str | None, **extra) -> dict:
     return {"title": title, "tickformat": ".0%", "rangemode": "tozero", **extra}
 
 
-def _period_line(
-    items: Sequence, value, text, *, name: str, color: str
-) -> list[go.Scatter]:
+def _period_line(items: Sequence, value, text, *, name: str, color: str) -> list[go.Scatter]:
     """A line over the complete periods, and a dotted grey step to the running one."""
     complete = [item for item in items if item.complete]
     running = [item for item in items if not item.complete]
@@ -407,10 +407,12 @@ def transactions_per_member(items: Sequence[ActivityPeriod], grain: Grain) -> go
         _period_line(
             shown,
             lambda item: item.transactions_per_active_member,
-            lambda item: f"{_period_text(item.period_start, item.complete, grain)}: "
-            f"{item.transactions_per_active_member:.2f} transactions per active member "
-            f"({formats.count(item.purchases, 'purchases')}, "
-            f"{formats.count(item.redemptions, 'redemptions')})",
+            lambda item: (
+                f"{_period_text(item.period_start, item.complete, grain)}: "
+                f"{item.transactions_per_active_member:.2f} transactions per active member "
+                f"({formats.count(item.purchases, 'purchases')}, "
+                f"{formats.count(item.redemptions, 'redemptions')})"
+            ),
             name="transactions per active member",
             color=BLUE,
         )
@@ -431,9 +433,11 @@ def cross_merchant_penetration(items: Sequence[ActivityPeriod], grain: Grain) ->
         _period_line(
             shown,
             lambda item: item.cross_merchant_penetration,
-            lambda item: f"{_period_text(item.period_start, item.complete, grain)}: "
-            f"{formats.percent(item.cross_merchant_penetration)} of "
-            f"{formats.count(item.active_members, 'active members')} used 2+ partners",
+            lambda item: (
+                f"{_period_text(item.period_start, item.complete, grain)}: "
+                f"{formats.percent(item.cross_merchant_penetration)} of "
+                f"{formats.count(item.active_members, 'active members')} used 2+ partners"
+            ),
             name="cross-merchant penetration",
             color=GREEN,
         )
@@ -480,14 +484,17 @@ def active_days(
 
 
 def pair_affinity(pairs: Sequence[PairAffinity], names: dict) -> go.Figure:
-    """Lift between partners: how much more often than by chance members use both."""
+    """Lift between partners: how much more often than by chance members use both. The
+    colour is log2(lift), so 2× and ½× are equally far from 1×."""
     merchants = sorted(
         {pair.merchant_a for pair in pairs} | {pair.merchant_b for pair in pairs},
         key=lambda merchant: names.get(merchant, str(merchant)),
     )
     index = {merchant: position for position, merchant in enumerate(merchants)}
-    lift = [[None] * len(merchants) for _ in merchants]
-    hover = [["" for _ in merchants] for _ in merchants]
+    size = len(merchants)
+    colour: list[list[float | None]] = [[None] * size for _ in merchants]
+    label = [[""] * size for _ in merchants]
+    hover = [[""] * size for _ in merchants]
     for pair in pairs:
         a, b = index[pair.merchant_a], index[pair.merchant_b]
         name_a, name_b = names.get(pair.merchant_a, "?"), names.get(pair.merchant_b, "?")
@@ -500,32 +507,38 @@ def pair_affinity(pairs: Sequence[PairAffinity], names: dict) -> go.Figure:
             f"{formats.count(pair.active_members, 'active members')}"
         )
         for row, column in ((a, b), (b, a)):
-            lift[row][column] = pair.lift
+            colour[row][column] = math.log2(pair.lift) if pair.lift > 0 else -LIFT_RANGE
+            label[row][column] = f"{pair.lift:.1f}"
             hover[row][column] = text
     labels = [names.get(merchant, str(merchant)) for merchant in merchants]
-    largest = max((pair.lift for pair in pairs), default=2.0)
+    ticks = list(range(-LIFT_RANGE, LIFT_RANGE + 1))
     figure = go.Figure(
         go.Heatmap(
-            z=lift,
+            z=colour,
             x=labels,
             y=labels,
-            text=hover,
-            hoverinfo="text",
+            text=label,
+            customdata=hover,
+            hovertemplate="%{customdata}<extra></extra>",
+            texttemplate="%{text}" if size <= 14 else None,
             colorscale=DIVERGING,
-            zmid=1,
-            zmin=0,
-            zmax=max(2.0, largest),
-            colorbar={"title": "lift", "ticksuffix": "×"},
-            texttemplate="%{z:.1f}" if len(merchants) <= 14 else None,
+            zmid=0,
+            zmin=-LIFT_RANGE,
+            zmax=LIFT_RANGE,
+            colorbar={
+                "title": "lift",
+                "tickvals": ticks,
+                "ticktext": [f"{2.0**tick:g}×" for tick in ticks],
+            },
             xgap=1,
             ygap=1,
         )
     )
     figure.update_layout(
-        title="Partner-pair affinity: lift (above 1: used together more than by chance)",
+        title="Partner-pair affinity: lift (above 1×: used together more than by chance)",
         xaxis={"tickangle": -30, "showgrid": False},
         yaxis={"autorange": "reversed", "showgrid": False},
-        height=max(360, 30 * len(merchants) + 200),
+        height=max(360, 30 * size + 200),
     )
     return figure
 
@@ -577,8 +590,8 @@ def retention_heatmap(matrix: RetentionMatrix, *, unbounded: bool) -> go.Figure:
         title=f"Share of each enrolment {grain}'s members {kind}",
         xaxis={"title": f"{grain}s after enrolment", "dtick": 1, "side": "top", "showgrid": False},
         yaxis={"title": "cohort (members)", "autorange": "reversed", "showgrid": False},
-        height=max(320, 24 * len(matrix.rows) + 170),
-        margin={"t": 110},
+        height=max(320, 24 * len(matrix.rows) + 190),
+        margin={"t": 130},
     )
     return figure
 
@@ -594,7 +607,7 @@ LIFECYCLE = (  # bottom to top of the stack
 )
 
 
-def lifecycle_states(items: Sequence[LifecyclePeriod], grain: Grain, lapse_days: int) -> go.Figure:
+def lifecycle_states(items: Sequence[LifecyclePeriod], grain: Grain) -> go.Figure:
     x = [item.period_start for item in items]
     figure = go.Figure(
         [
@@ -612,8 +625,7 @@ def lifecycle_states(items: Sequence[LifecyclePeriod], grain: Grain, lapse_days:
         ]
     )
     figure.update_layout(
-        title=f"Members by lifecycle state at the end of each {grain} "
-        f"(lapsed: {lapse_days} days without activity)",
+        title=f"Members by lifecycle state, end of each {grain}",
         xaxis=_period_axis(grain),
         yaxis={"title": "members", "tickformat": ",d"},
         hovermode="x unified",
@@ -642,7 +654,7 @@ def churn_rate(items: Sequence[LifecyclePeriod], grain: Grain) -> go.Figure:
     figure.update_layout(
         title=f"Churn rate per {grain}",
         xaxis=_period_axis(grain),
-        yaxis=_share_axis("lapsed in the period", tickformat=".1%"),
+        yaxis=_share_axis("lapsed in the period"),
         height=320,
         showlegend=False,
     )
@@ -737,19 +749,23 @@ def burn_and_penetration(items: Sequence[RedemptionPeriod], grain: Grain) -> go.
             *_period_line(
                 burn,
                 lambda item: item.burn_earn_ratio,
-                lambda item: f"{_period_text(item.period_start, item.complete, grain)}: "
-                f"burn/earn {formats.percent(item.burn_earn_ratio)} "
-                f"({formats.points(item.points_redeemed_net)} redeemed, "
-                f"{formats.points(item.points_earned_net)} earned)",
+                lambda item: (
+                    f"{_period_text(item.period_start, item.complete, grain)}: "
+                    f"burn/earn {formats.percent(item.burn_earn_ratio)} "
+                    f"({formats.points(item.points_redeemed_net)} redeemed, "
+                    f"{formats.points(item.points_earned_net)} earned)"
+                ),
                 name="burn/earn ratio",
                 color=REDEEMED,
             ),
             *_period_line(
                 reach,
                 lambda item: item.redeemer_penetration,
-                lambda item: f"{_period_text(item.period_start, item.complete, grain)}: "
-                f"{formats.percent(item.redeemer_penetration)} of active members redeemed "
-                f"({formats.count(item.redeemers)} of {formats.count(item.active_members)})",
+                lambda item: (
+                    f"{_period_text(item.period_start, item.complete, grain)}: "
+                    f"{formats.percent(item.redeemer_penetration)} of active members redeemed "
+                    f"({formats.count(item.redeemers)} of {formats.count(item.active_members)})"
+                ),
                 name="redeemer penetration",
                 color=NAVY,
             ),
@@ -780,7 +796,9 @@ def time_to_first_redemption(curve: SurvivalCurve) -> go.Figure:
     band = {"shape": "hv", "width": 0, "color": "rgba(46,134,171,0.25)"}
     figure = go.Figure(
         [
-            go.Scatter(x=times, y=high, mode="lines", line=band, hoverinfo="skip", showlegend=False),
+            go.Scatter(
+                x=times, y=high, mode="lines", line=band, hoverinfo="skip", showlegend=False
+            ),
             go.Scatter(
                 name="95% confidence interval",
                 x=times,
@@ -811,10 +829,9 @@ def time_to_first_redemption(curve: SurvivalCurve) -> go.Figure:
             annotation_position="top right",
         )
     figure.update_layout(
-        title="Time to first redemption (Kaplan–Meier): share of members who have not "
-        "redeemed yet",
+        title="Time to first redemption (Kaplan–Meier)",
         xaxis={"title": "days since enrolment", "rangemode": "tozero"},
-        yaxis={"title": None, "tickformat": ".0%", "range": [0, 1.02]},
+        yaxis={"title": "not redeemed yet", "tickformat": ".0%", "range": [0, 1.02]},
         height=380,
     )
     return figure

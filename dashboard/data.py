@@ -37,6 +37,7 @@ from shared.settings import get_settings
 from shared.settlement import liability, reads
 
 if TYPE_CHECKING:
+    from shared.analytics.churn_model import AtRiskMember, ModelFit
     from shared.analytics.survival import SurvivalCurve
     from shared.campaigns.results import CampaignResults
 
@@ -225,19 +226,50 @@ def rfm_segments(filters: Filters, as_of: date) -> dict[str, int]:
     )
     bought = ~np.isnat(summaries.last_purchase_day)
     recency = (np.datetime64(as_of) - summaries.last_purchase_day[bought]).astype(np.int64)
-    scores = rfm_scores(
-        recency, summaries.purchase_days[bought], summaries.net_spend_minor[bought]
-    )
+    scores = rfm_scores(recency, summaries.purchase_days[bought], summaries.net_spend_minor[bought])
     names, counts = np.unique(scores.segment.astype(str), return_counts=True)
     sizes = dict(zip(names.tolist(), counts.tolist(), strict=True))
     return {segment.value: sizes.get(segment.value, 0) for segment in RfmSegment}
+
+
+@st.cache_data(ttl=REFERENCE, show_spinner=False)
+def churn_model_fit() -> ModelFit | None:
+    """The latest stored fit of the churn model (`coalition jobs models`, daily)."""
+    from shared.analytics.churn_model import latest_fit
+
+    return _read(latest_fit)
+
+
+AT_RISK_LIMIT = 10_000
+
+
+@st.cache_data(ttl=LIVE, show_spinner="Scoring the members with the highest balances...")
+def at_risk_members(
+    fit: ModelFit, filters: Filters, min_balance: int, max_p_alive: float
+) -> tuple[list[AtRiskMember], str]:
+    """The win-back list (at most AT_RISK_LIMIT members, highest balance first) and its CSV."""
+    from shared.analytics import churn_model
+
+    rows = _read(
+        lambda connection: churn_model.at_risk(
+            connection,
+            fit,
+            min_balance=min_balance,
+            max_p_alive=max_p_alive,
+            limit=AT_RISK_LIMIT,
+            filters=filters,
+        )
+    )
+    return rows, churn_model.at_risk_csv(rows)
 
 
 @st.cache_data(ttl=LIVE, show_spinner=False)
 def redemption_series(
     filters: Filters, grain: analytics.Grain, as_of: date
 ) -> list[redemption.RedemptionPeriod]:
-    return _query(redemption.burn_and_penetration(grain, periods.trend_scope(filters, grain), as_of))
+    return _query(
+        redemption.burn_and_penetration(grain, periods.trend_scope(filters, grain), as_of)
+    )
 
 
 @st.cache_data(ttl=LIVE, show_spinner=False)

@@ -126,6 +126,14 @@ def number(label: str, *, value: int, minimum: int, maximum: int, key: str, help
     )
 
 
+def share(label: str, *, value: float, key: str, help: str) -> float:
+    """A share between 0 and 1, picked as a percentage."""
+    return st.slider(
+        label, min_value=0.0, max_value=1.0, value=value, step=0.05, format="percent",
+        key=key, help=help,
+    )  # fmt: skip
+
+
 def caption(text: str) -> None:
     st.caption(text)
 

@@ -21,6 +21,7 @@ from shared.settlement.liability import LiabilityReport
 from shared.settlement.reads import NetworkView, StatementView
 
 if TYPE_CHECKING:  # scipy and statsmodels behind it load slowly: types only
+    from shared.analytics.churn_model import AtRiskMember, ModelFit
     from shared.analytics.survival import SurvivalCurve
     from shared.campaigns.results import CampaignResults
 
@@ -503,9 +504,9 @@ def redemption_tiles(
             f"{formats.count(current.active_members)}.",
         ),
         Figure(
-            "Median days to first redemption",
+            "To first redemption",
             _median(curve),
-            f"{formats.count(redeemed)} of {formats.count(curve.members, 'members')} redeemed",
+            f"median; {formats.count(redeemed)} of {formats.count(curve.members)} redeemed",
             "Kaplan-Meier median: the day after enrolment by which half the members enrolled "
             "in the curve's window had redeemed, those who have not redeemed yet counting "
             "until the end of the time observed. 'Over N days': fewer than half had redeemed "
@@ -519,4 +520,79 @@ def redemption_tiles(
             "unused (of the points the selected partners issued).",
             rise_is_good=False,
         ),
+    ]
+
+
+# --- The churn model ------------------------------------------------------------------------
+
+LIKELY_GONE = 0.3  # P(alive) at or below: the model thinks the member has probably left
+
+
+def model_tiles(fit: ModelFit) -> list[Figure]:
+    p = fit.parameters
+    model = (
+        f"BG/NBD fitted to {formats.count(fit.members, 'members')} with a purchase, "
+        f"observed up to {formats.day(fit.as_of)}: r = {p.r:.3f}, α = {p.alpha:.3f} (weeks), "
+        f"a = {p.a:.3f}, b = {p.b:.3f}; log-likelihood {fit.log_likelihood:,.1f}"
+        + ("" if fit.converged else " (the fit did not converge: read with care)")
+        + "."
+    )
+    gone = sum(
+        count
+        for edge, count in zip(fit.p_alive_bins, fit.p_alive_counts, strict=True)
+        if edge <= LIKELY_GONE + 1e-9
+    )
+    expected = round(fit.expected_active)
+    return [
+        Figure(
+            "Expected active base",
+            formats.count(expected, compact=True),
+            f"{formats.percent(fit.expected_active / fit.members)} of "
+            f"{formats.count(fit.members, 'members', compact=True)}",
+            f"Σ P(alive) over the members with a purchase: how many the model expects are "
+            f"still customers. Exactly {fit.expected_active:,.1f}. {model}",
+        ),
+        Figure(
+            "Likely gone",
+            formats.count(gone, compact=True),
+            f"P(alive) ≤ {formats.percent(LIKELY_GONE, decimals=0)}: "
+            f"{formats.percent(gone / fit.members)}",
+            f"Members whose probability of still being a customer is "
+            f"{formats.percent(LIKELY_GONE, decimals=0)} or less. {model}",
+        ),
+        Figure(
+            "Model fitted",
+            formats.day(fit.fitted_at.date()),
+            f"data up to {formats.day(fit.as_of)}",
+            f"`coalition jobs models` fits the model once per day of data. {model}",
+        ),
+    ]
+
+
+AT_RISK_SHOWN = 500  # rows in the table; the CSV has the whole list
+
+
+def shown_of(shown: int, total: int) -> str:
+    if shown == total:
+        return ""
+    return (
+        f" The table shows the first {formats.count(shown)} of {formats.count(total)}; the "
+        "CSV has them all."
+    )
+
+
+def at_risk_rows(members: list[AtRiskMember], currency: str) -> list[dict]:
+    return [
+        {
+            "Member": str(member.member_id),
+            "Tier": member.tier.title(),
+            "Balance": formats.points(member.balance),
+            "Last purchase": formats.day(member.last_purchase_day)
+            if member.last_purchase_day
+            else "never",
+            "Purchases": formats.count(member.purchases),
+            "Net spend": formats.money(member.net_spend_minor, currency),
+            "P(alive)": formats.percent(member.p_alive),
+        }
+        for member in members
     ]

@@ -6,6 +6,8 @@ import streamlit as st
 from dashboard import charts, data, ui, views
 from dashboard import formats as fmt
 from dashboard.filters import current_filters
+from shared.analytics.churn_model import SCORED_BALANCES
+from shared.settings import get_settings
 
 filters = current_filters()
 ui.page_title(
@@ -36,15 +38,15 @@ with periods_column:
     grain = ui.choose_one("Periods", {"month": "Monthly", "week": "Weekly"}, key="churn_grain")
 
 states = data.lifecycle_states(filters, grain, lapse_days, as_of)
-if not states:
+if not any(period.members for period in states):
     ui.empty_state(
-        f"No {grain} has ended in these dates since the first member enrolled. Widen the dates."
+        f"No member had enrolled by the end of a complete {grain} in these dates. Widen the dates."
     )
 else:
     ui.figure_tiles(views.churn_tiles(states[-1], states[-2] if len(states) > 1 else None, grain))
     ui.caption(views.headline_caption(states[-1], grain))
     ui.chart(
-        charts.lifecycle_states(states, grain, lapse_days),
+        charts.lifecycle_states(states, grain),
         how=f"Every member enrolled by the {grain}'s end, in one state: new (enrolled in the "
         f"{grain}), active (active in it), reactivated (active in it after a lapse: more than "
         f"{lapse_days} days since the previous activity), at risk (inactive in it, not yet "
@@ -65,7 +67,68 @@ if sum(segments.values()):
         how="Every member with a purchase to date, acquired by the selected merchants, of "
         "the selected tiers. Recency (days since the last purchase), frequency (days with a "
         "purchase) and spend are scored 1-5 by quintile; recency and frequency name the "
-        "segment (docs/metrics-models.md).",
+        "segment (docs/metrics.md).",
     )
 else:
     ui.empty_state(views.NOTHING_SELECTED.format(what="member has purchased"))
+
+ui.section("Who is still a customer: the churn model")
+fit = data.churn_model_fit()
+if fit is None:
+    ui.empty_state(
+        "The churn model has not been fitted yet: run `coalition jobs models` (the worker "
+        "fits it once a day, and `coalition up` at start)."
+    )
+    st.stop()
+
+ui.figure_tiles(views.model_tiles(fit))
+ui.chart(
+    charts.p_alive_distribution(fit.p_alive_bins, fit.p_alive_counts),
+    how="BG/NBD (Fader, Hardie & Lee 2005) fitted to every member's purchases: while alive a "
+    "member buys at a steady personal rate, and after each repeat purchase may leave for "
+    "good. P(alive) is the probability that the member has not left, given how often they "
+    "bought and how long they have been silent. Every member with a purchase, whatever the "
+    "filters (docs/metrics.md).",
+)
+
+ui.section("At-risk members to win back")
+balance_column, p_alive_column = ui.columns(2)
+with balance_column:
+    min_balance = ui.number(
+        "Balance of at least (points)",
+        value=500,
+        minimum=0,
+        maximum=10_000_000,
+        key="at_risk_balance",
+        help="Members with points to spend are worth a win-back offer.",
+    )
+with p_alive_column:
+    max_p_alive = ui.share(
+        "P(alive) at most",
+        value=views.LIKELY_GONE,
+        key="at_risk_p_alive",
+        help="The model's probability that the member is still a customer.",
+    )
+at_risk, csv = data.at_risk_members(fit, filters, min_balance, max_p_alive)
+if at_risk:
+    shown = at_risk[: views.AT_RISK_SHOWN]
+    ui.table(
+        views.at_risk_rows(shown, get_settings().program.currency),
+        how=f"Members acquired by the selected merchants and of the selected tiers, holding "
+        f"at least {fmt.points(min_balance)} with P(alive) at most "
+        f"{fmt.percent(max_p_alive, decimals=0)} at {fmt.day(fit.as_of)}, highest balance "
+        f"first (among the {fmt.count(SCORED_BALANCES)} highest balances)."
+        + views.shown_of(len(shown), len(at_risk)),
+    )
+    ui.download(
+        f"Download {fmt.count(len(at_risk), 'members')} (CSV)",
+        csv,
+        f"at-risk-members-{fit.as_of}.csv",
+        help="One row per member with their P(alive): the member ids are ready for a win-back "
+        "campaign's target list.",
+    )
+else:
+    ui.empty_state(
+        "No member holds that balance with a P(alive) that low. Lower the balance or raise "
+        "the ceiling."
+    )

@@ -22,32 +22,40 @@ series = data.redemption_series(filters, grain, as_of)
 headline = periods.headline(series, filters, grain)
 if headline is None:
     ui.empty_state(views.NOTHING_SELECTED.format(what="point was earned or redeemed"))
-    st.stop()
-
-current, previous = headline
-expiry = data.breakage(filters, grain, as_of)
-curve = data.time_to_first_redemption(filters, as_of)
-ui.figure_tiles(
-    views.redemption_tiles(current, previous, *periods.same_periods(expiry, current.period_start, grain), curve)
-)
-ui.caption(views.headline_caption(current, grain))
-ui.chart(
-    charts.burn_and_penetration(series, grain),
-    how="Burn/earn: points redeemed (less reversals) ÷ points earned by purchases (less "
-    "refund clawbacks) at the selected partners in the period. Redeemer penetration: members "
-    "who redeemed ÷ active members (a purchase or a redemption).",
-)
-if len(curve.times):
-    ui.chart(
-        charts.time_to_first_redemption(curve),
-        how="Kaplan-Meier, over the members enrolled in the last 13 months (or the dates) "
-        "and acquired by the selected merchants: days from enrolment to the first "
-        "redemption; members who have not redeemed count until the end of the dates "
-        "(censored), so recent members do not drag the curve down. Band: pointwise 95% "
-        "interval (Greenwood, log-log).",
-    )
 else:
-    ui.empty_state("None of these members has redeemed yet: there is no curve to draw.")
+    current, previous = headline
+    expiry = data.breakage(filters, grain, as_of)
+    curve = data.time_to_first_redemption(filters, as_of)
+    ui.figure_tiles(
+        views.redemption_tiles(
+            current, previous, *periods.same_periods(expiry, current.period_start, grain), curve
+        )
+    )
+    ui.caption(views.headline_caption(current, grain))
+    ui.chart(
+        charts.burn_and_penetration(series, grain),
+        how="Burn/earn: points redeemed (less reversals) ÷ points earned by purchases (less "
+        "refund clawbacks) at the selected partners in the period. Redeemer penetration: "
+        "members who redeemed ÷ active members (a purchase or a redemption).",
+    )
+    if len(curve.times):
+        ui.chart(
+            charts.time_to_first_redemption(curve),
+            how="Kaplan-Meier, over the members enrolled in the last 13 months (or the "
+            "dates), acquired by the selected merchants, of the selected tiers: days from "
+            "enrolment to the first redemption; members who have not redeemed count until "
+            "the end of the dates (censored), so recent members do not drag the curve down. "
+            "Band: pointwise 95% interval (Greenwood, log-log).",
+        )
+    else:
+        ui.empty_state("None of these members has redeemed yet: there is no curve to draw.")
+    if any(period.expired_points or period.redeemed_points for period in expiry):
+        ui.chart(
+            charts.breakage(expiry, grain),
+            how="Points taken from members' lots in the period, by redemption (net of "
+            "reversals) or by expiry. Breakage rate = expired ÷ (expired + redeemed). With a "
+            "merchant filter, the points those partners issued. Every tier.",
+        )
 
 ui.section("Where points go")
 flows = data.point_flows(filters)
@@ -61,13 +69,6 @@ if flows:
     )
 else:
     ui.empty_state(views.NOTHING_SELECTED.format(what="point was redeemed"))
-if any(period.expired_points or period.redeemed_points for period in expiry):
-    ui.chart(
-        charts.breakage(expiry, grain),
-        how="Points taken from members' lots in the period, by redemption (net of "
-        "reversals) or by expiry. Breakage rate = expired ÷ (expired + redeemed). With a "
-        "merchant filter, the points those partners issued. Every tier.",
-    )
 
 ui.section("Points liability")
 report = data.liability_report(views.liability_as_of(filters))
