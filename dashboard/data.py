@@ -211,25 +211,21 @@ def lifecycle_states(
     return _query(lifecycle.states(grain, scope.start, scope.end, as_of, lapse_days))
 
 
-@st.cache_data(ttl=LIVE, show_spinner="Scoring members (RFM)...")
+@st.cache_data(ttl=LIVE, show_spinner=False)
 def rfm_segments(filters: Filters, as_of: date) -> dict[str, int]:
     """Members with a purchase per RFM segment (segments.py), in the grid's order; scored
     on every purchase to date, among the members acquired by the selected merchants and
     holding the selected tiers."""
-    import numpy as np
-
     from shared.analytics import members
-    from shared.analytics.segments import RfmSegment, rfm_scores
+    from shared.analytics.segments import segment_sizes
 
-    summaries = _query(
-        members.summaries(as_of, acquiring_merchant_ids=filters.merchant_ids, tiers=filters.tiers)
+    grouped = _query(
+        members.recency_frequency(
+            as_of, acquiring_merchant_ids=filters.merchant_ids, tiers=filters.tiers
+        )
     )
-    bought = ~np.isnat(summaries.last_purchase_day)
-    recency = (np.datetime64(as_of) - summaries.last_purchase_day[bought]).astype(np.int64)
-    scores = rfm_scores(recency, summaries.purchase_days[bought], summaries.net_spend_minor[bought])
-    names, counts = np.unique(scores.segment.astype(str), return_counts=True)
-    sizes = dict(zip(names.tolist(), counts.tolist(), strict=True))
-    return {segment.value: sizes.get(segment.value, 0) for segment in RfmSegment}
+    sizes = segment_sizes(grouped.recency_days, grouped.purchase_days, grouped.members)
+    return {segment.value: members for segment, members in sizes.items()}
 
 
 @st.cache_data(ttl=REFERENCE, show_spinner=False)
@@ -241,6 +237,15 @@ def churn_model_fit() -> ModelFit | None:
 
 
 AT_RISK_LIMIT = 10_000
+HIGH_BALANCE = 0.99  # the at-risk list's default balance: the top 1% of balances
+
+
+@st.cache_data(ttl=REFERENCE, show_spinner=False)
+def high_balance() -> int:
+    """The balance the top 1% of members hold at least (the at-risk list's default)."""
+    from shared.analytics import members
+
+    return _query(members.balance_quantile(HIGH_BALANCE))
 
 
 @st.cache_data(ttl=LIVE, show_spinner="Scoring the members with the highest balances...")

@@ -96,11 +96,12 @@ balance_column, p_alive_column = ui.columns(2)
 with balance_column:
     min_balance = ui.number(
         "Balance of at least (points)",
-        value=500,
+        value=data.high_balance(),
         minimum=0,
-        maximum=10_000_000,
+        maximum=100_000_000,
         key="at_risk_balance",
-        help="Members with points to spend are worth a win-back offer.",
+        help="Members with points to spend are worth a win-back offer. Default: the "
+        "balance the top 1% of members hold at least.",
     )
 with p_alive_column:
     max_p_alive = ui.share(

@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, text
 
 from dashboard import formats
 from shared.analytics.refresh import refresh
-from shared.analytics.segments import lapse_threshold_days
+from shared.analytics.segments import RfmSegment, lapse_threshold_days, rfm_scores
 from shared.settings import get_settings
 from tests.dashboard.conftest import metrics, sign_up, texts
 from tests.dashboard.seeded_network import ANALYST
@@ -176,18 +176,51 @@ def test_the_lapse_threshold_defaults_to_the_gaps_percentile(seeded_dashboard, s
     assert f"no activity for {default * 4} days or more" in texts(app)
 
 
-def test_the_at_risk_list_downloads_as_csv(seeded_dashboard):
+def test_the_at_risk_list_downloads_as_csv(seeded_dashboard, seeded_url):
     app = seeded_dashboard(ANALYST[0], page="churn")
+    [top_percent] = _scalar(
+        seeded_url,
+        "SELECT percentile_disc(0.99) WITHIN GROUP (ORDER BY balance) FROM member_balances",
+    )
+    assert app.number_input(key="at_risk_balance").value == top_percent
+
+    app.number_input(key="at_risk_balance").set_value(100).run()
+    assert not app.exception, app.exception
     [table] = app.dataframe
     [download] = app.get("download_button")
     listed = len(table.value)
     assert 0 < listed <= 500
     assert download.proto.label == f"Download {formats.count(listed, 'members')} (CSV)"
     assert all(float(p.rstrip("%")) <= 30 for p in table.value["P(alive)"])
+    assert all(int(b.removesuffix(" pts").replace(",", "")) >= 100 for b in table.value["Balance"])
 
     app.slider(key="at_risk_p_alive").set_value(0.05).run()
     assert not app.exception, app.exception
     assert len(app.dataframe[0].value) < listed
+
+
+def test_the_rfm_segments_are_the_members_scores(seeded_dashboard, seeded_url):
+    """segments.rfm_scores over every member's purchases, read from the ledger."""
+    today = datetime.now(UTC).date()
+    engine = create_engine(seeded_url)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                """SELECT :today - max((occurred_at AT TIME ZONE 'UTC')::date),
+                          count(DISTINCT (occurred_at AT TIME ZONE 'UTC')::date),
+                          sum(amount_minor)
+                   FROM ledger_transactions WHERE kind = 'earn' GROUP BY member_id"""
+            ),
+            {"today": today},
+        ).all()
+    engine.dispose()
+    recency, frequency, spend = (list(column) for column in zip(*rows, strict=True))
+    segments = rfm_scores(recency, frequency, spend).segment.tolist()
+    expected = {segment.value: segments.count(segment) for segment in RfmSegment}
+
+    app = seeded_dashboard(ANALYST[0], page="churn")
+    bars = next(f for f in _figures(app) if f["layout"]["title"]["text"].startswith("Members with"))
+    assert dict(zip(bars["data"][0]["y"], bars["data"][0]["x"], strict=True)) == expected
 
 
 @pytest.mark.parametrize(
