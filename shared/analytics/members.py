@@ -202,7 +202,5 @@ def recency_frequency(
 
 def balance_quantile(quantile: float) -> Query[int]:
     """The balance that this share of members do not exceed (every member; 0 for none)."""
-    statement = select(
-        func.percentile_disc(quantile).within_group(member_balances.c.balance)
-    )
+    statement = select(func.percentile_disc(quantile).within_group(member_balances.c.balance))
     return Query((statement,), lambda rows: int(rows[0][0] or 0))
