@@ -19,7 +19,6 @@ from shared.analytics.filters import Filters
 from shared.analytics.query import Grain, MetricScope, next_period, period_start
 
 TREND_PERIODS: dict[Grain, int] = {"day": 30, "week": 26, "month": 13}
-GRAIN_NAMES: dict[Grain, str] = {"day": "day", "week": "week", "month": "month"}
 
 
 def periods_back(day: date, grain: Grain, count: int) -> date:

@@ -329,7 +329,9 @@ def headline_caption(current, grain: Grain) -> str:
     when = periods.label(current.period_start, grain)
     before = periods.label(periods.previous_period(current.period_start, grain), grain)
     if getattr(current, "complete", True):
-        return f"Tiles: {when}, the latest complete {grain} in the dates, against {before}."
+        return (
+            f"Tiles: {when}, the latest complete {grain} by the end of the dates, against {before}."
+        )
     return f"Tiles: {when} so far (no complete {grain} in the dates yet), against {before}."
 
 
@@ -434,7 +436,7 @@ def retention_tiles(matrix: RetentionMatrix, *, unbounded: bool) -> list[Figure]
             Figure(
                 label,
                 formats.percent(share),
-                f"{cohort} cohort, {formats.count(row.members, 'members')}",
+                f"cohort: {cohort}, {formats.count(row.members, 'members')}",
                 f"Share of the latest cohort with a complete {grain} {k} that was active "
                 + ("in it or later." if unbounded else "in it."),
             )

@@ -35,12 +35,12 @@ with acquired:
     names = data.merchant_names()
     acquiring = ui.choose(
         "Acquired by",
-        {None: "Any merchant selected" if filters.merchant_ids else "Any merchant"}
+        {"any": "Any merchant selected" if filters.merchant_ids else "Any merchant"}
         | {merchant: names[merchant] for merchant in filters.merchant_ids or names if merchant},
         key="acquiring_merchant",
     )
 
-matrix = data.retention_matrix(filters, grain, acquiring, as_of)
+matrix = data.retention_matrix(filters, grain, None if acquiring == "any" else acquiring, as_of)
 if not matrix.rows:
     ui.empty_state(views.NOTHING_SELECTED.format(what="member enrolled"))
     st.stop()

@@ -73,14 +73,14 @@ def test_the_activity_tiles_say_what_the_ledger_says(seeded_dashboard, seeded_ur
     assert tiles["Cross-merchant penetration"].delta == formats.share_delta(
         multi / active, multi_before / active_before
     )
-    assert f"Tiles: {month:%b %Y}, the latest complete month in the dates" in texts(app)
+    assert f"Tiles: {month:%b %Y}, the latest complete month by the end of the dates" in texts(app)
 
 
 def test_weekly_activity_compares_weeks(seeded_dashboard):
     app = seeded_dashboard(ANALYST[0], page="activity")
     app.segmented_control(key="grain").set_value("week").run()
     assert not app.exception, app.exception
-    assert "the latest complete week in the dates" in texts(app)
+    assert "the latest complete week by the end of the dates" in texts(app)
     [active_members, *_] = _figures(app)
     assert active_members["layout"]["title"]["text"].startswith("Weekly active members")
     assert len(active_members["data"][0]["x"]) >= 25  # 26 weeks, the running one may be empty
@@ -108,7 +108,7 @@ def test_month_1_retention_is_the_ledger_s(seeded_dashboard, seeded_url):
     assert not app.exception, app.exception
     tile = {tile.label: tile for tile in app.metric}["Month-1 retention"]
     assert tile.value == formats.percent(retained / members)
-    assert tile.delta == f"{cohort:%b %Y} cohort, {formats.count(members, 'members')}"
+    assert tile.delta == f"cohort: {cohort:%b %Y}, {formats.count(members, 'members')}"
 
 
 def test_retention_by_week_and_on_or_after(seeded_dashboard):
