@@ -9,20 +9,28 @@ number reads the same in a tile, a table and a chart. (ui.chart renders them wit
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from dashboard import formats
+from dashboard import formats, periods
+from shared.analytics.activity import ActiveDaysHistogram, ActivityPeriod, PairAffinity
+from shared.analytics.lifecycle import LifecyclePeriod
 from shared.analytics.overview import DayActivity
+from shared.analytics.query import Grain
+from shared.analytics.redemption import BreakagePeriod, PointFlow, RedemptionPeriod
+from shared.analytics.retention import RetentionMatrix
 from shared.program import CURRENCY_EXPONENTS
 from shared.settlement.liability import LiabilityReport
 from shared.settlement.reads import ClearingCell, StatementView
 
 if TYPE_CHECKING:  # scipy and statsmodels behind them load slowly: types only
+    from shared.analytics.survival import SurvivalCurve
     from shared.campaigns.effect import LiftEstimate
     from shared.campaigns.results import CampaignResults
 
@@ -303,5 +311,646 @@ def liability_roll_forward(report: LiabilityReport) -> go.Figure:
         yaxis=_money_axis("liability", currency),
         height=400,
         showlegend=False,
+    )
+    return figure
+
+
+# --- Analytics: periods on the x axis -------------------------------------------------------
+
+INCOMPLETE = "#b0b8bf"  # a period still running: greyed, its figure is partial
+DIVERGING = [[0.0, "#f18f01"], [0.5, "#f7f7f7"], [1.0, NAVY]]
+LIFT_RANGE = 3  # the affinity colours span 1/8x to 8x (log2 lift -3..3)
+_TICKS = {"day": "%d %b", "week": "%d %b", "month": "%b %Y"}
+_HOVER_DATE = {"day": "%a %d %b %Y", "week": "week of %d %b %Y", "month": "%B %Y"}
+
+
+def _period_axis(grain: Grain) -> dict:
+    return {"title": None, "tickformat": _TICKS[grain], "hoverformat": _HOVER_DATE[grain]}
+
+
+def _period_text(start: date, complete: bool, grain: Grain) -> str:
+    return periods.label(start, grain) + ("" if complete else " (so far)")
+
+
+def _share_axis(title: str | None, **extra) -> dict:
+    return {"title": title, "tickformat": ".0%", "rangemode": "tozero", **extra}
+
+
+def _period_line(items: Sequence, value, text, *, name: str, color: str) -> list[go.Scatter]:
+    """A line over the complete periods, and a dotted grey step to the running one."""
+    complete = [item for item in items if item.complete]
+    running = [item for item in items if not item.complete]
+    traces = [
+        go.Scatter(
+            name=name,
+            x=[item.period_start for item in complete],
+            y=[value(item) for item in complete],
+            mode="lines+markers",
+            line={"color": color, "width": 2.5},
+            marker={"size": 6},
+            hovertext=[text(item) for item in complete],
+            hoverinfo="text",
+        )
+    ]
+    if running:
+        tail = complete[-1:] + running
+        traces.append(
+            go.Scatter(
+                name=f"{name} (so far)",
+                x=[item.period_start for item in tail],
+                y=[value(item) for item in tail],
+                mode="lines+markers",
+                line={"color": color, "width": 1.5, "dash": "dot"},
+                marker={"size": 6, "color": "white", "line": {"color": color, "width": 1.5}},
+                hovertext=[text(item) for item in tail],
+                hoverinfo="text",
+                showlegend=False,
+            )
+        )
+    return traces
+
+
+# --- Activity ---------------------------------------------------------------------------
+
+
+def active_members(items: Sequence[ActivityPeriod], grain: Grain) -> go.Figure:
+    name = {"day": "Daily", "week": "Weekly", "month": "Monthly"}[grain]
+    figure = go.Figure(
+        go.Bar(
+            x=[item.period_start for item in items],
+            y=[item.active_members for item in items],
+            marker_color=[NAVY if item.complete else INCOMPLETE for item in items],
+            hovertext=[
+                f"{_period_text(item.period_start, item.complete, grain)}: "
+                f"{formats.count(item.active_members, 'active members')} "
+                f"({formats.count(item.purchasers, 'purchased')}, "
+                f"{formats.count(item.redeemers, 'redeemed')})"
+                for item in items
+            ],
+            hoverinfo="text",
+        )
+    )
+    figure.update_layout(
+        title=f"{name} active members (grey: the {grain} still running)",
+        xaxis=_period_axis(grain),
+        yaxis={"title": "members", "tickformat": ",d"},
+        height=340,
+        showlegend=False,
+        bargap=0.15,
+    )
+    return figure
+
+
+def transactions_per_member(items: Sequence[ActivityPeriod], grain: Grain) -> go.Figure:
+    shown = [item for item in items if item.transactions_per_active_member is not None]
+    figure = go.Figure(
+        _period_line(
+            shown,
+            lambda item: item.transactions_per_active_member,
+            lambda item: (
+                f"{_period_text(item.period_start, item.complete, grain)}: "
+                f"{item.transactions_per_active_member:.2f} transactions per active member "
+                f"({formats.count(item.purchases, 'purchases')}, "
+                f"{formats.count(item.redemptions, 'redemptions')})"
+            ),
+            name="transactions per active member",
+            color=BLUE,
+        )
+    )
+    figure.update_layout(
+        title=f"Transactions per active member, per {grain}",
+        xaxis=_period_axis(grain),
+        yaxis={"title": "per member", "tickformat": ".1f", "rangemode": "tozero"},
+        height=320,
+        showlegend=False,
+    )
+    return figure
+
+
+def cross_merchant_penetration(items: Sequence[ActivityPeriod], grain: Grain) -> go.Figure:
+    shown = [item for item in items if item.cross_merchant_penetration is not None]
+    figure = go.Figure(
+        _period_line(
+            shown,
+            lambda item: item.cross_merchant_penetration,
+            lambda item: (
+                f"{_period_text(item.period_start, item.complete, grain)}: "
+                f"{formats.percent(item.cross_merchant_penetration)} of "
+                f"{formats.count(item.active_members, 'active members')} used 2+ partners"
+            ),
+            name="cross-merchant penetration",
+            color=GREEN,
+        )
+    )
+    figure.update_layout(
+        title=f"Active members using 2+ partners, per {grain}",
+        xaxis=_period_axis(grain),
+        yaxis=_share_axis("of active members"),
+        height=320,
+        showlegend=False,
+    )
+    return figure
+
+
+def active_days(
+    current: ActiveDaysHistogram, previous: ActiveDaysHistogram | None, grain: Grain
+) -> go.Figure:
+    def bars(histogram: ActiveDaysHistogram, color: str) -> go.Bar:
+        total = sum(members for _, members in histogram.members_by_days)
+        when = _period_text(histogram.period_start, histogram.complete, grain)
+        return go.Bar(
+            name=when,
+            x=[days for days, _ in histogram.members_by_days],
+            y=[members / total for _, members in histogram.members_by_days],
+            marker_color=color,
+            hovertext=[
+                f"{when}: {formats.count(members, 'members')} active on {days} "
+                f"day{'s' if days > 1 else ''} ({formats.percent(members / total)})"
+                for days, members in histogram.members_by_days
+            ],
+            hoverinfo="text",
+        )
+
+    traces = [bars(previous, "#9fb7cc")] if previous else []
+    figure = go.Figure([*traces, bars(current, NAVY)])
+    figure.update_layout(
+        title=f"Active days per active member in the {grain}",
+        barmode="group",
+        xaxis={"title": f"active days in the {grain}", "dtick": 1},
+        yaxis=_share_axis("of active members"),
+        height=340,
+    )
+    return figure
+
+
+def pair_affinity(pairs: Sequence[PairAffinity], names: dict) -> go.Figure:
+    """Lift between partners: how much more often than by chance members use both. The
+    colour is log2(lift), so 2× and ½× are equally far from 1×."""
+    merchants = sorted(
+        {pair.merchant_a for pair in pairs} | {pair.merchant_b for pair in pairs},
+        key=lambda merchant: names.get(merchant, str(merchant)),
+    )
+    index = {merchant: position for position, merchant in enumerate(merchants)}
+    size = len(merchants)
+    colour: list[list[float | None]] = [[None] * size for _ in merchants]
+    label = [[""] * size for _ in merchants]
+    hover = [[""] * size for _ in merchants]
+    for pair in pairs:
+        a, b = index[pair.merchant_a], index[pair.merchant_b]
+        name_a, name_b = names.get(pair.merchant_a, "?"), names.get(pair.merchant_b, "?")
+        text = (
+            f"{name_a} & {name_b}: lift {pair.lift:.2f}×<br>"
+            f"{formats.count(pair.both, 'members')} at both, of "
+            f"{formats.count(pair.members_a)} at {name_a} and "
+            f"{formats.count(pair.members_b)} at {name_b}<br>"
+            f"support {formats.percent(pair.support)} of "
+            f"{formats.count(pair.active_members, 'active members')}"
+        )
+        for row, column in ((a, b), (b, a)):
+            colour[row][column] = math.log2(pair.lift) if pair.lift > 0 else -LIFT_RANGE
+            label[row][column] = f"{pair.lift:.1f}"
+            hover[row][column] = text
+    labels = [names.get(merchant, str(merchant)) for merchant in merchants]
+    ticks = list(range(-LIFT_RANGE, LIFT_RANGE + 1))
+    figure = go.Figure(
+        go.Heatmap(
+            z=colour,
+            x=labels,
+            y=labels,
+            text=label,
+            customdata=hover,
+            hovertemplate="%{customdata}<extra></extra>",
+            texttemplate="%{text}" if size <= 14 else None,
+            colorscale=DIVERGING,
+            zmid=0,
+            zmin=-LIFT_RANGE,
+            zmax=LIFT_RANGE,
+            colorbar={
+                "title": "lift",
+                "tickvals": ticks,
+                "ticktext": [f"{2.0**tick:g}×" for tick in ticks],
+            },
+            xgap=1,
+            ygap=1,
+        )
+    )
+    figure.update_layout(
+        title="Partner-pair affinity: lift (above 1×: used together more than by chance)",
+        xaxis={"tickangle": -30, "showgrid": False},
+        yaxis={"autorange": "reversed", "showgrid": False},
+        height=max(360, 30 * size + 200),
+    )
+    return figure
+
+
+# --- Retention --------------------------------------------------------------------------
+
+
+def retention_heatmap(matrix: RetentionMatrix, *, unbounded: bool) -> go.Figure:
+    grain = matrix.grain
+    width = max((len(row.active) for row in matrix.rows), default=0)
+    z, hover, labels = [], [], []
+    for row in matrix.rows:
+        shares = row.unbounded_retention if unbounded else row.retention
+        counts = row.on_or_after if unbounded else row.active
+        cohort = periods.label(row.cohort_start, grain).removeprefix("week of ")
+        labels.append(f"{cohort} ({formats.count(row.members)})")
+        z.append(list(shares))
+        hover.append(
+            [
+                f"{cohort} cohort, {formats.count(row.members, 'members')}<br>"
+                + (
+                    f"{grain} {k}{' or later' if unbounded else ''}: "
+                    f"{formats.count(count, 'active')} ({formats.percent(share)})"
+                    if share is not None
+                    else f"{grain} {k}: not over yet"
+                )
+                for k, (share, count) in enumerate(zip(shares, counts, strict=True))
+            ]
+        )
+    figure = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=list(range(width)),
+            y=labels,
+            text=hover,
+            hoverinfo="text",
+            colorscale=SEQUENTIAL,
+            zmin=0,
+            zmax=1,
+            colorbar={"title": "retained", "tickformat": ".0%"},
+            texttemplate="%{z:.0%}" if width <= 16 else None,
+            textfont={"size": 11},
+            xgap=1,
+            ygap=1,
+        )
+    )
+    kind = "active in that period or later" if unbounded else "active in that period"
+    figure.update_layout(
+        title=f"Share of each enrolment {grain}'s members {kind}",
+        xaxis={"title": f"{grain}s after enrolment", "dtick": 1, "side": "top", "showgrid": False},
+        yaxis={"title": "cohort (members)", "autorange": "reversed", "showgrid": False},
+        height=max(320, 24 * len(matrix.rows) + 190),
+        margin={"t": 130},
+    )
+    return figure
+
+
+# --- Churn ------------------------------------------------------------------------------
+
+LIFECYCLE = (  # bottom to top of the stack
+    ("active", "active", GREEN),
+    ("reactivated", "reactivated", NAVY),
+    ("new", "new", BLUE),
+    ("at_risk", "at risk", ORANGE),
+    ("lapsed", "lapsed", "#9aa3ab"),
+)
+
+
+def lifecycle_states(items: Sequence[LifecyclePeriod], grain: Grain) -> go.Figure:
+    x = [item.period_start for item in items]
+    figure = go.Figure(
+        [
+            go.Scatter(
+                name=label,
+                x=x,
+                y=[getattr(item, field) for item in items],
+                stackgroup="states",
+                mode="lines",
+                line={"color": color, "width": 0.5},
+                fillcolor=color,
+                hovertemplate=f"%{{y:,}} {label}<extra></extra>",
+            )
+            for field, label, color in LIFECYCLE
+        ]
+    )
+    figure.update_layout(
+        title=f"Members by lifecycle state, end of each {grain}",
+        xaxis=_period_axis(grain),
+        yaxis={"title": "members", "tickformat": ",d"},
+        hovermode="x unified",
+        height=380,
+    )
+    return figure
+
+
+def churn_rate(items: Sequence[LifecyclePeriod], grain: Grain) -> go.Figure:
+    shown = [item for item in items if item.churn_rate is not None]
+    figure = go.Figure(
+        go.Scatter(
+            x=[item.period_start for item in shown],
+            y=[item.churn_rate for item in shown],
+            mode="lines+markers",
+            line={"color": RED, "width": 2.5},
+            hovertext=[
+                f"{periods.label(item.period_start, grain)}: {formats.percent(item.churn_rate)} "
+                f"({formats.count(item.newly_lapsed)} of "
+                f"{formats.count(item.not_lapsed_at_start, 'members')} not lapsed at its start)"
+                for item in shown
+            ],
+            hoverinfo="text",
+        )
+    )
+    figure.update_layout(
+        title=f"Churn rate per {grain}",
+        xaxis=_period_axis(grain),
+        yaxis=_share_axis("lapsed in the period"),
+        height=320,
+        showlegend=False,
+    )
+    return figure
+
+
+SEGMENT_COLORS = {
+    "Champions": GREEN,
+    "Loyal": GREEN,
+    "Potential loyalists": BLUE,
+    "New": BLUE,
+    "Promising": BLUE,
+    "Need attention": ORANGE,
+    "About to sleep": ORANGE,
+    "At risk": RED,
+    "Can't lose them": RED,
+    "Hibernating": GREY,
+    "Lost": GREY,
+}
+
+
+def rfm_segments(sizes: dict[str, int]) -> go.Figure:
+    total = sum(sizes.values()) or 1
+    names = list(sizes)
+    figure = go.Figure(
+        go.Bar(
+            x=[sizes[name] for name in names],
+            y=names,
+            orientation="h",
+            marker_color=[SEGMENT_COLORS.get(name, GREY) for name in names],
+            text=[formats.percent(sizes[name] / total) for name in names],
+            textposition="outside",
+            cliponaxis=False,
+            hovertext=[
+                f"{name}: {formats.count(sizes[name], 'members')} "
+                f"({formats.percent(sizes[name] / total)})"
+                for name in names
+            ],
+            hoverinfo="text",
+        )
+    )
+    figure.update_layout(
+        title="Members with a purchase by RFM segment",
+        xaxis={"title": "members", "tickformat": ",d"},
+        yaxis={"autorange": "reversed", "title": None},
+        height=400,
+        showlegend=False,
+        margin={"r": 64},
+    )
+    return figure
+
+
+def p_alive_distribution(upper_edges: Sequence[float], counts: Sequence[int]) -> go.Figure:
+    total = sum(counts) or 1
+    lowers = [0.0, *upper_edges[:-1]]
+    labels = [
+        f"{formats.percent(low, decimals=0)}–{formats.percent(high, decimals=0)}"
+        for low, high in zip(lowers, upper_edges, strict=True)
+    ]
+    colours = [RED if high <= 0.3 else ORANGE if high <= 0.6 else GREEN for high in upper_edges]
+    figure = go.Figure(
+        go.Bar(
+            x=labels,
+            y=list(counts),
+            marker_color=colours,
+            hovertext=[
+                f"P(alive) {label}: {formats.count(count, 'members')} "
+                f"({formats.percent(count / total)})"
+                for label, count in zip(labels, counts, strict=True)
+            ],
+            hoverinfo="text",
+        )
+    )
+    figure.update_layout(
+        title="Members by modelled probability of still being a customer, P(alive)",
+        xaxis={"title": "P(alive)", "type": "category"},
+        yaxis={"title": "members", "tickformat": ",d"},
+        height=340,
+        showlegend=False,
+    )
+    return figure
+
+
+# --- Redemption -------------------------------------------------------------------------
+
+
+def burn_and_penetration(items: Sequence[RedemptionPeriod], grain: Grain) -> go.Figure:
+    burn = [item for item in items if item.burn_earn_ratio is not None]
+    reach = [item for item in items if item.redeemer_penetration is not None]
+    figure = go.Figure(
+        [
+            *_period_line(
+                burn,
+                lambda item: item.burn_earn_ratio,
+                lambda item: (
+                    f"{_period_text(item.period_start, item.complete, grain)}: "
+                    f"burn/earn {formats.percent(item.burn_earn_ratio)} "
+                    f"({formats.points(item.points_redeemed_net)} redeemed, "
+                    f"{formats.points(item.points_earned_net)} earned)"
+                ),
+                name="burn/earn ratio",
+                color=REDEEMED,
+            ),
+            *_period_line(
+                reach,
+                lambda item: item.redeemer_penetration,
+                lambda item: (
+                    f"{_period_text(item.period_start, item.complete, grain)}: "
+                    f"{formats.percent(item.redeemer_penetration)} of active members redeemed "
+                    f"({formats.count(item.redeemers)} of {formats.count(item.active_members)})"
+                ),
+                name="redeemer penetration",
+                color=NAVY,
+            ),
+        ]
+    )
+    figure.update_layout(
+        title=f"Burn/earn ratio and redeemer penetration, per {grain}",
+        xaxis=_period_axis(grain),
+        yaxis=_share_axis(None),
+        height=360,
+    )
+    return figure
+
+
+def time_to_first_redemption(curve: SurvivalCurve) -> go.Figure:
+    """S(t): the share of members without a redemption t days after enrolling."""
+    times = [0.0, *curve.times.tolist()]
+    survival = [1.0, *curve.survival.tolist()]
+    low = [1.0, *(curve.ci_low.tolist())]
+    high = [1.0, *(curve.ci_high.tolist())]
+    at_risk = [curve.members, *curve.at_risk.tolist()]
+    hover = [
+        f"day {time:,.0f}: {formats.percent(s)} not redeemed yet "
+        f"(95% CI {formats.percent(lo)}–{formats.percent(hi)}), "
+        f"{formats.count(int(n), 'members')} still observed"
+        for time, s, lo, hi, n in zip(times, survival, low, high, at_risk, strict=True)
+    ]
+    band = {"shape": "hv", "width": 0, "color": "rgba(46,134,171,0.25)"}
+    figure = go.Figure(
+        [
+            go.Scatter(
+                x=times, y=high, mode="lines", line=band, hoverinfo="skip", showlegend=False
+            ),
+            go.Scatter(
+                name="95% confidence interval",
+                x=times,
+                y=low,
+                mode="lines",
+                line=band,
+                fill="tonexty",
+                fillcolor="rgba(46,134,171,0.2)",
+                hoverinfo="skip",
+            ),
+            go.Scatter(
+                name="members who have not redeemed yet",
+                x=times,
+                y=survival,
+                mode="lines",
+                line={"shape": "hv", "color": NAVY, "width": 2.5},
+                hovertext=hover,
+                hoverinfo="text",
+            ),
+        ]
+    )
+    if curve.median is not None:
+        figure.add_vline(
+            x=curve.median,
+            line_color=GREY,
+            line_dash="dot",
+            annotation_text=f"median: {curve.median:,.0f} days",
+            annotation_position="top right",
+        )
+    figure.update_layout(
+        title="Time to first redemption (Kaplan–Meier)",
+        xaxis={"title": "days since enrolment", "rangemode": "tozero"},
+        yaxis={"title": "not redeemed yet", "tickformat": ".0%", "range": [0, 1.02]},
+        height=380,
+    )
+    return figure
+
+
+SANKEY_NODES = 10  # per side: the biggest issuers and redeemers; the rest as "other partners"
+
+
+def _biggest(totals: dict, keep: int) -> set:
+    ranked = sorted(totals, key=lambda key: -totals[key])
+    return set(ranked if len(ranked) <= keep + 1 else ranked[:keep])
+
+
+def point_flows(flows: Sequence[PointFlow], names: dict) -> go.Figure:
+    """Earned at (left) -> redeemed at (right), the biggest partners by name."""
+    issued: dict = {}
+    redeemed: dict = {}
+    for flow in flows:
+        issued[flow.issuing_merchant_id] = issued.get(flow.issuing_merchant_id, 0) + flow.points
+        redeemed[flow.redeeming_merchant_id] = (
+            redeemed.get(flow.redeeming_merchant_id, 0) + flow.points
+        )
+    keep_issuers = _biggest(issued, SANKEY_NODES) | {None}
+    keep_redeemers = _biggest(redeemed, SANKEY_NODES)
+    other = "other partners"
+    links: dict[tuple[str, str], list] = {}
+    for flow in flows:
+        source = (
+            names.get(flow.issuing_merchant_id, "?")
+            if flow.issuing_merchant_id in keep_issuers
+            else other
+        )
+        target = (
+            names.get(flow.redeeming_merchant_id, "?")
+            if flow.redeeming_merchant_id in keep_redeemers
+            else other
+        )
+        same = flow.issuing_merchant_id == flow.redeeming_merchant_id
+        entry = links.setdefault((source, target), [0, same])
+        entry[0] += flow.points
+        entry[1] = entry[1] and same
+    sources = sorted({source for source, _ in links}, key=lambda n: (n == other, n))
+    targets = sorted({target for _, target in links}, key=lambda n: (n == other, n))
+    source_totals = {n: sum(v[0] for (s, _), v in links.items() if s == n) for n in sources}
+    target_totals = {n: sum(v[0] for (_, t), v in links.items() if t == n) for n in targets}
+    labels = [f"{n}  {formats.points(source_totals[n], compact=True)}" for n in sources] + [
+        f"{n}  {formats.points(target_totals[n], compact=True)}" for n in targets
+    ]
+    hq = names.get(None)
+    node_colors = [NAVY if n == hq else ISSUED for n in sources] + [REDEEMED for _ in targets]
+    ordered = sorted(links.items(), key=lambda item: -item[1][0])
+    figure = go.Figure(
+        go.Sankey(
+            arrangement="snap",
+            node={
+                "label": labels,
+                "color": node_colors,
+                "pad": 14,
+                "thickness": 16,
+                "line": {"width": 0},
+                "hovertemplate": "%{label}<extra></extra>",
+            },
+            link={
+                "source": [sources.index(source) for (source, _), _ in ordered],
+                "target": [len(sources) + targets.index(target) for (_, target), _ in ordered],
+                "value": [value for _, (value, _) in ordered],
+                "color": [
+                    "rgba(108,117,125,0.25)" if same else "rgba(46,134,171,0.35)"
+                    for _, (_, same) in ordered
+                ],
+                "customdata": [
+                    f"earned at {source}, redeemed at {target}: {formats.points(value)}"
+                    for (source, target), (value, _) in ordered
+                ],
+                "hovertemplate": "%{customdata}<extra></extra>",
+            },
+        )
+    )
+    figure.update_layout(
+        title="Points earned at (left) and redeemed at (right); grey: spent where earned",
+        height=max(420, 34 * max(len(sources), len(targets)) + 120),
+        font={"size": 12},
+    )
+    return figure
+
+
+def breakage(items: Sequence[BreakagePeriod], grain: Grain) -> go.Figure:
+    x = [item.period_start for item in items]
+    rates = [
+        f"{_period_text(item.period_start, item.complete, grain)}: breakage rate "
+        f"{formats.percent(item.breakage_rate)} ({formats.points(item.expired_points)} expired, "
+        f"{formats.points(item.redeemed_points)} redeemed)"
+        for item in items
+    ]
+    figure = go.Figure(
+        [
+            go.Bar(
+                name="redeemed",
+                x=x,
+                y=[item.redeemed_points for item in items],
+                marker_color=[REDEEMED if item.complete else INCOMPLETE for item in items],
+                hovertext=rates,
+                hoverinfo="text",
+            ),
+            go.Bar(
+                name="expired (breakage)",
+                x=x,
+                y=[item.expired_points for item in items],
+                marker_color=[RED if item.complete else "#8a9299" for item in items],
+                hovertext=rates,
+                hoverinfo="text",
+            ),
+        ]
+    )
+    figure.update_layout(
+        title=f"Points leaving members' lots per {grain}: redeemed or expired",
+        barmode="stack",
+        xaxis=_period_axis(grain),
+        yaxis=_points_axis("points"),
+        height=360,
     )
     return figure

@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from dataclasses import replace
+from datetime import date, datetime
 from typing import TYPE_CHECKING, TypeVar
 
 import streamlit as st
@@ -22,10 +23,12 @@ from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from dashboard import periods
 from shared import hq_users, network_summary
+from shared.analytics import activity, lifecycle, overview, redemption, retention
 from shared.analytics import campaigns as campaign_listing
 from shared.analytics import filters as filter_options
-from shared.analytics import overview
+from shared.analytics import query as analytics
 from shared.analytics.filters import Filters
 from shared.campaigns import definitions
 from shared.database.bootstrap import async_url, database_url
@@ -34,6 +37,8 @@ from shared.settings import get_settings
 from shared.settlement import liability, reads
 
 if TYPE_CHECKING:
+    from shared.analytics.churn_model import AtRiskMember, ModelFit
+    from shared.analytics.survival import SurvivalCurve
     from shared.campaigns.results import CampaignResults
 
 T = TypeVar("T")
@@ -121,6 +126,185 @@ def period_comparison(filters: Filters) -> overview.PeriodComparison:
 @st.cache_data(ttl=LIVE, show_spinner=False)
 def daily_activity(filters: Filters) -> list[overview.DayActivity]:
     return _read(overview.daily_activity, filters)
+
+
+# --- Activity, retention, churn, redemption: the analytics rollups ------------------------
+# Each loader is one figure's query (a few thousand rollup rows at most), cached for a
+# minute and keyed by `as_of`, so a refresh of the rollups shows at once.
+
+
+def _query(query: analytics.Query[T]) -> T:
+    return _read(analytics.run, query)
+
+
+@st.cache_data(ttl=LIVE, show_spinner=False)
+def data_as_of() -> date | None:
+    """The first day the rollups may not hold in full; None before their first build."""
+    return _query(analytics.data_as_of())
+
+
+@st.cache_data(ttl=LIVE, show_spinner=False)
+def activity_series(
+    filters: Filters, grain: analytics.Grain, as_of: date
+) -> list[activity.ActivityPeriod]:
+    return _query(activity.series(grain, periods.trend_scope(filters, grain), as_of))
+
+
+@st.cache_data(ttl=LIVE, show_spinner=False)
+def active_days(
+    filters: Filters, grain: analytics.Grain, period: date, as_of: date
+) -> list[activity.ActiveDaysHistogram]:
+    """The histograms of one period and the one before it."""
+    scope = replace(
+        filters.scope(),
+        start=periods.previous_period(period, grain),
+        end=periods.period_end(period, grain),
+    )
+    return _query(activity.active_days_histogram(grain, scope, as_of))
+
+
+@st.cache_data(ttl=LIVE, show_spinner=False)
+def pair_affinity(
+    grain: analytics.Grain, period: date, merchant_ids: tuple[uuid.UUID, ...]
+) -> list[activity.PairAffinity]:
+    return _query(activity.pair_affinity(grain, period, merchant_ids))
+
+
+@st.cache_data(ttl=LIVE, show_spinner=False)
+def retention_matrix(
+    filters: Filters, grain: retention.CohortGrain, acquiring: uuid.UUID | None, as_of: date
+) -> retention.RetentionMatrix:
+    """Cohorts of the trend's periods, acquired by `acquiring` (None: by the merchants
+    selected, or anyone)."""
+    return _query(
+        retention.matrix(
+            grain,
+            as_of,
+            cohorts_from=periods.trend_start(filters, grain),
+            cohorts_until=filters.scope().end,
+            acquiring_merchant_ids=(acquiring,) if acquiring else filters.merchant_ids,
+        )
+    )
+
+
+@st.cache_data(ttl=LIVE, show_spinner=False)
+def lapse_threshold(as_of: date) -> tuple[int, int]:
+    """The default lapse threshold in days (segments.py's percentile of every gap between
+    consecutive active days), and how many gaps it comes from."""
+    import numpy as np
+
+    from shared.analytics.segments import lapse_threshold_days
+
+    histogram = _query(lifecycle.active_day_gaps(end=as_of))
+    gaps = np.repeat(
+        np.array([gap for gap, _ in histogram.counts], dtype=np.int32),
+        np.array([count for _, count in histogram.counts], dtype=np.int64),
+    )
+    return lapse_threshold_days(gaps), histogram.gaps
+
+
+@st.cache_data(ttl=LIVE, show_spinner=False)
+def lifecycle_states(
+    filters: Filters, grain: retention.CohortGrain, lapse_days: int, as_of: date
+) -> list[lifecycle.LifecyclePeriod]:
+    scope = periods.trend_scope(filters, grain)
+    return _query(lifecycle.states(grain, scope.start, scope.end, as_of, lapse_days))
+
+
+@st.cache_data(ttl=LIVE, show_spinner=False)
+def rfm_segments(filters: Filters, as_of: date) -> dict[str, int]:
+    """Members with a purchase per RFM segment (segments.py), in the grid's order; scored
+    on every purchase to date, among the members acquired by the selected merchants and
+    holding the selected tiers."""
+    from shared.analytics import members
+    from shared.analytics.segments import segment_sizes
+
+    grouped = _query(
+        members.recency_frequency(
+            as_of, acquiring_merchant_ids=filters.merchant_ids, tiers=filters.tiers
+        )
+    )
+    sizes = segment_sizes(grouped.recency_days, grouped.purchase_days, grouped.members)
+    return {segment.value: members for segment, members in sizes.items()}
+
+
+@st.cache_data(ttl=REFERENCE, show_spinner=False)
+def churn_model_fit() -> ModelFit | None:
+    """The latest stored fit of the churn model (`coalition jobs models`, daily)."""
+    from shared.analytics.churn_model import latest_fit
+
+    return _read(latest_fit)
+
+
+AT_RISK_LIMIT = 10_000
+HIGH_BALANCE = 0.99  # the at-risk list's default balance: the top 1% of balances
+
+
+@st.cache_data(ttl=REFERENCE, show_spinner=False)
+def high_balance() -> int:
+    """The balance the top 1% of members hold at least (the at-risk list's default)."""
+    from shared.analytics import members
+
+    return _query(members.balance_quantile(HIGH_BALANCE))
+
+
+@st.cache_data(ttl=LIVE, show_spinner="Scoring the members with the highest balances...")
+def at_risk_members(
+    fit: ModelFit, filters: Filters, min_balance: int, max_p_alive: float
+) -> tuple[list[AtRiskMember], str]:
+    """The win-back list (at most AT_RISK_LIMIT members, highest balance first) and its CSV."""
+    from shared.analytics import churn_model
+
+    rows = _read(
+        lambda connection: churn_model.at_risk(
+            connection,
+            fit,
+            min_balance=min_balance,
+            max_p_alive=max_p_alive,
+            limit=AT_RISK_LIMIT,
+            filters=filters,
+        )
+    )
+    return rows, churn_model.at_risk_csv(rows)
+
+
+@st.cache_data(ttl=LIVE, show_spinner=False)
+def redemption_series(
+    filters: Filters, grain: analytics.Grain, as_of: date
+) -> list[redemption.RedemptionPeriod]:
+    return _query(
+        redemption.burn_and_penetration(grain, periods.trend_scope(filters, grain), as_of)
+    )
+
+
+@st.cache_data(ttl=LIVE, show_spinner=False)
+def breakage(
+    filters: Filters, grain: analytics.Grain, as_of: date
+) -> list[redemption.BreakagePeriod]:
+    return _query(redemption.breakage(grain, periods.trend_scope(filters, grain), as_of))
+
+
+@st.cache_data(ttl=LIVE, show_spinner=False)
+def point_flows(filters: Filters) -> list[redemption.PointFlow]:
+    return _query(redemption.flows(filters.scope()))
+
+
+@st.cache_data(ttl=LIVE, show_spinner="Fitting the time to first redemption...")
+def time_to_first_redemption(filters: Filters, as_of: date) -> SurvivalCurve:
+    """Kaplan-Meier over the members enrolled in the month trend's window, observed up to
+    the end of the dates (or the data's as-of day when earlier)."""
+    from shared.analytics.survival import kaplan_meier
+
+    until = min(filters.scope().end, as_of)
+    durations = _query(
+        redemption.time_to_first_redemption(
+            until,
+            enrolled_from=periods.trend_start(filters, "month"),
+            acquiring_merchant_ids=filters.merchant_ids,
+            tiers=filters.tiers,
+        )
+    )
+    return kaplan_meier(*durations.arrays())
 
 
 # --- Campaigns ------------------------------------------------------------------------

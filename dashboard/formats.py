@@ -87,6 +87,27 @@ def delta(current: int, previous: int, unit_format=count) -> str:
     return percent(relative, plus=True)
 
 
+def share_delta(current: float | None, previous: float | None) -> str | None:
+    """The change of a share in percentage points: +1.2 pp; None when one side is unknown."""
+    if current is None or previous is None:
+        return None
+    return _signed(f"{abs(current - previous) * 100:,.1f} pp", current < previous, plus=True)
+
+
+def ratio_delta(current: float | None, previous: float | None) -> str | None:
+    """The relative change of a ratio (transactions per member...): +4.2%."""
+    if current is None or not previous:
+        return None
+    return percent((current - previous) / abs(previous), plus=True)
+
+
+def days(value: float | int | None) -> str:
+    """12 days; None (not reached) -> n/a."""
+    if value is None:
+        return "n/a"
+    return f"{value:,.0f} day" + ("" if value == 1 else "s")
+
+
 def interval(low: float | None, high: float | None, *, plus: bool = True) -> str:
     """A confidence interval of shares: (+1.2%, +8.4%)."""
     return f"({percent(low, plus=plus)}, {percent(high, plus=plus)})"

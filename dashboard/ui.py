@@ -44,12 +44,6 @@ def empty_state(message: str) -> None:
     st.info(message, icon=":material/inbox:")
 
 
-def coming_soon(shows: Sequence[str]) -> None:
-    """A page whose figures are not built yet: what it will show."""
-    items = "\n".join(f"- {item}" for item in shows)
-    st.info(f"This page is not built yet. It will show:\n\n{items}", icon=":material/construction:")
-
-
 @dataclass(frozen=True, slots=True)
 class Comparison:
     """A tile comparing a period with the period of the same length before it."""
@@ -81,25 +75,73 @@ def comparison_tiles(tiles: Sequence[Comparison]) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Figure:
-    """A scorecard tile: a value and, in grey below it, what qualifies it."""
+    """A scorecard tile: a value and, in grey below it, what qualifies it; or, when
+    `rise_is_good` is set, its change against the previous period, coloured."""
 
     label: str
     value: str
     note: str | None = None
     help: str | None = None
+    rise_is_good: bool | None = None
 
 
 def figure_tiles(tiles: Sequence[Figure]) -> None:
     for column, tile in zip(st.columns(len(tiles)), tiles, strict=True):
+        change = tile.rise_is_good is not None and tile.note is not None
         column.metric(
             tile.label,
             tile.value,
             tile.note,
-            delta_color="off",
-            delta_arrow="off",
+            delta_color=("normal" if tile.rise_is_good else "inverse") if change else "off",
+            delta_arrow="auto" if change else "off",
             help=tile.help,
             border=True,
         )
+
+
+def columns(count: int):
+    """Figures side by side (`left, right = ui.columns(2)`, then `with left: ...`)."""
+    return st.columns(count, gap="medium")
+
+
+def choose_one(label: str, options: dict, *, default=None, key: str, help: str | None = None):
+    """A short choice shown as buttons (grains, kinds): one is always selected."""
+    value = st.segmented_control(
+        label,
+        list(options),
+        default=default if default in options else next(iter(options)),
+        format_func=options.get,
+        required=True,
+        key=key,
+        help=help,
+    )
+    return value if value in options else default
+
+
+def number(label: str, *, value: int, minimum: int, maximum: int, key: str, help: str):
+    return int(
+        st.number_input(
+            label, min_value=minimum, max_value=maximum, value=value, step=1, key=key, help=help
+        )
+    )
+
+
+def share(label: str, *, value: float, key: str, help: str) -> float:
+    """A share between 0 and 1, picked as a percentage."""
+    return st.slider(
+        label, min_value=0.0, max_value=1.0, value=value, step=0.05, format="percent",
+        key=key, help=help,
+    )  # fmt: skip
+
+
+def caption(text: str) -> None:
+    st.caption(text)
+
+
+def download(label: str, data: str, file_name: str, *, help: str | None = None) -> None:
+    st.download_button(
+        label, data, file_name=file_name, mime="text/csv", icon=":material/download:", help=help
+    )
 
 
 def choose(label: str, options: dict, *, default=None, key: str):

@@ -6,9 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from dashboard import formats
+from dashboard import formats, periods
 from dashboard.ui import Figure
+from shared.analytics.activity import ActivityPeriod, PairAffinity
 from shared.analytics.filters import Filters
+from shared.analytics.lifecycle import LifecyclePeriod
+from shared.analytics.query import Grain
+from shared.analytics.redemption import BreakagePeriod, RedemptionPeriod
+from shared.analytics.retention import RetentionMatrix
 from shared.campaigns.definitions import Campaign
 from shared.program import CURRENCY_EXPONENTS
 from shared.settlement import rules as statement_rules
@@ -16,6 +21,8 @@ from shared.settlement.liability import LiabilityReport
 from shared.settlement.reads import NetworkView, StatementView
 
 if TYPE_CHECKING:  # scipy and statsmodels behind it load slowly: types only
+    from shared.analytics.churn_model import AtRiskMember, ModelFit
+    from shared.analytics.survival import SurvivalCurve
     from shared.campaigns.results import CampaignResults
 
 
@@ -307,4 +314,292 @@ def alert_rows(alerts) -> list[dict]:
             "Since": alert.since,
         }
         for alert in alerts
+    ]
+
+
+# --- Analytics: tiles comparing a period with the one before it ----------------------------
+
+NO_ROLLUPS = (
+    "The analytics rollups have not been built yet. `coalition jobs rollups` builds them "
+    "(`coalition seed` and the compose worker run it)."
+)
+NOTHING_SELECTED = (
+    "No {what} in these dates for this selection. Widen the dates, or clear the merchant "
+    "and tier filters."
+)
+
+
+def headline_caption(current, grain: Grain) -> str:
+    """What the tiles of an analytics page compare."""
+    when = periods.label(current.period_start, grain)
+    before = periods.label(periods.previous_period(current.period_start, grain), grain)
+    if getattr(current, "complete", True):
+        return (
+            f"Tiles: {when}, the latest complete {grain} by the end of the dates, against {before}."
+        )
+    return f"Tiles: {when} so far (no complete {grain} in the dates yet), against {before}."
+
+
+def _count_tile(label: str, current: int, previous: int | None, unit, help: str, **kw) -> Figure:
+    before = previous or 0
+    return Figure(
+        label,
+        unit(current, compact=True),
+        formats.delta(current, before, unit),
+        f"{help} This period: {unit(current)}; the one before: {unit(before)}.",
+        **{"rise_is_good": True, **kw},
+    )
+
+
+def _share_tile(
+    label: str, current: float | None, previous: float | None, help: str, *, rise_is_good=True
+) -> Figure:
+    return Figure(
+        label,
+        formats.percent(current),
+        formats.share_delta(current, previous),
+        f"{help} This period: {formats.percent(current)}; the one before: "
+        f"{formats.percent(previous)}.",
+        rise_is_good,
+    )
+
+
+def activity_tiles(current: ActivityPeriod, previous: ActivityPeriod | None) -> list[Figure]:
+    per_member = current.transactions_per_active_member
+    before = previous.transactions_per_active_member if previous else None
+    return [
+        _count_tile(
+            "Active members",
+            current.active_members,
+            previous.active_members if previous else None,
+            formats.count,
+            "Members with at least one purchase or redemption, at the selected partners.",
+        ),
+        Figure(
+            "Transactions per active member",
+            "n/a" if per_member is None else f"{per_member:.2f}",
+            formats.ratio_delta(per_member, before),
+            "Purchases and redemptions per active member. This period: "
+            + ("n/a" if per_member is None else f"{per_member:.3f}")
+            + "; the one before: "
+            + ("n/a" if before is None else f"{before:.3f}")
+            + ".",
+            True,
+        ),
+        _share_tile(
+            "Cross-merchant penetration",
+            current.cross_merchant_penetration,
+            previous.cross_merchant_penetration if previous else None,
+            "Share of active members active at 2 or more partners (with a merchant filter: "
+            "2 or more of the selected ones, so 0% for one partner).",
+        ),
+    ]
+
+
+def pair_rows(pairs: list[PairAffinity], names: dict) -> list[dict]:
+    return [
+        {
+            "Partner A": names.get(pair.merchant_a, str(pair.merchant_a)),
+            "Partner B": names.get(pair.merchant_b, str(pair.merchant_b)),
+            "Lift": f"{pair.lift:.2f}×",
+            "Members at both": formats.count(pair.both),
+            "At A": formats.count(pair.members_a),
+            "At B": formats.count(pair.members_b),
+            "Support": formats.percent(pair.support),
+            "Confidence A → B": formats.percent(pair.confidence_a_to_b),
+        }
+        for pair in pairs
+    ]
+
+
+def retention_tiles(matrix: RetentionMatrix, *, unbounded: bool) -> list[Figure]:
+    """The cohort sizes, and retention k periods on for the latest cohort that got there."""
+    grain = matrix.grain
+    tiles = [
+        _amount(
+            "Members in these cohorts",
+            sum(row.members for row in matrix.rows),
+            formats.count,
+            note=f"{len(matrix.rows)} {grain}ly cohorts",
+            help="Members enrolled in the cohorts shown.",
+        )
+    ]
+    for k in (1, 3):
+        label = f"{grain.title()}-{k} retention"
+        known = [
+            row
+            for row in matrix.rows
+            if len(row.active) > k and (row.on_or_after if unbounded else row.active)[k] is not None
+        ]
+        if not known:
+            tiles.append(Figure(label, "n/a", f"no cohort is {k} {grain}s old yet"))
+            continue
+        row = known[-1]
+        share = (row.unbounded_retention if unbounded else row.retention)[k]
+        cohort = periods.label(row.cohort_start, grain)
+        tiles.append(
+            Figure(
+                label,
+                formats.percent(share),
+                f"cohort: {cohort}, {formats.count(row.members, 'members')}",
+                f"Share of the latest cohort with a complete {grain} {k} that was active "
+                + ("in it or later." if unbounded else "in it."),
+            )
+        )
+    return tiles
+
+
+def churn_tiles(
+    current: LifecyclePeriod, previous: LifecyclePeriod | None, grain: Grain
+) -> list[Figure]:
+    return [
+        _share_tile(
+            "Churn rate",
+            current.churn_rate,
+            previous.churn_rate if previous else None,
+            f"Members not lapsed at the {grain}'s start who lapsed during it.",
+            rise_is_good=False,
+        ),
+        _count_tile(
+            "Lapsed members",
+            current.lapsed,
+            previous.lapsed if previous else None,
+            formats.count,
+            f"Members inactive for the lapse threshold or longer at the {grain}'s end.",
+            rise_is_good=False,
+        ),
+        _count_tile(
+            "Reactivated",
+            current.reactivated,
+            previous.reactivated if previous else None,
+            formats.count,
+            f"Members who came back in the {grain} after having lapsed.",
+        ),
+    ]
+
+
+def _median(curve: SurvivalCurve) -> str:
+    if curve.median is not None:
+        return formats.days(curve.median)
+    if not len(curve.times):
+        return "no redemption yet"
+    return f"over {formats.days(curve.times[-1])}"
+
+
+def redemption_tiles(
+    current: RedemptionPeriod,
+    previous: RedemptionPeriod | None,
+    breakage_now: BreakagePeriod | None,
+    breakage_before: BreakagePeriod | None,
+    curve: SurvivalCurve,
+) -> list[Figure]:
+    redeemed = int(curve.events.sum()) if len(curve.events) else 0
+    return [
+        _share_tile(
+            "Burn/earn ratio",
+            current.burn_earn_ratio,
+            previous.burn_earn_ratio if previous else None,
+            "Points redeemed net of reversals ÷ points earned net of clawbacks, at the "
+            f"selected partners: {formats.points(current.points_redeemed_net)} ÷ "
+            f"{formats.points(current.points_earned_net)}.",
+        ),
+        _share_tile(
+            "Redeemer penetration",
+            current.redeemer_penetration,
+            previous.redeemer_penetration if previous else None,
+            f"Active members who redeemed: {formats.count(current.redeemers)} of "
+            f"{formats.count(current.active_members)}.",
+        ),
+        Figure(
+            "To first redemption",
+            _median(curve),
+            f"median; {formats.count(redeemed)} of {formats.count(curve.members)} redeemed",
+            "Kaplan-Meier median: the day after enrolment by which half the members enrolled "
+            "in the curve's window had redeemed, those who have not redeemed yet counting "
+            "until the end of the time observed. 'Over N days': fewer than half had redeemed "
+            "by the latest day observed.",
+        ),
+        _share_tile(
+            "Breakage rate",
+            breakage_now.breakage_rate if breakage_now else None,
+            breakage_before.breakage_rate if breakage_before else None,
+            "Of the points that left members' lots in the period, the share that expired "
+            "unused (of the points the selected partners issued).",
+            rise_is_good=False,
+        ),
+    ]
+
+
+# --- The churn model ------------------------------------------------------------------------
+
+LIKELY_GONE = 0.3  # P(alive) at or below: the model thinks the member has probably left
+
+
+def model_tiles(fit: ModelFit) -> list[Figure]:
+    p = fit.parameters
+    model = (
+        f"BG/NBD fitted to {formats.count(fit.members, 'members')} with a purchase, "
+        f"observed up to {formats.day(fit.as_of)}: r = {p.r:.3f}, α = {p.alpha:.3f} (weeks), "
+        f"a = {p.a:.3f}, b = {p.b:.3f}; log-likelihood {fit.log_likelihood:,.1f}"
+        + ("" if fit.converged else " (the fit did not converge: read with care)")
+        + "."
+    )
+    gone = sum(
+        count
+        for edge, count in zip(fit.p_alive_bins, fit.p_alive_counts, strict=True)
+        if edge <= LIKELY_GONE + 1e-9
+    )
+    expected = round(fit.expected_active)
+    return [
+        Figure(
+            "Expected active base",
+            formats.count(expected, compact=True),
+            f"{formats.percent(fit.expected_active / fit.members)} of "
+            f"{formats.count(fit.members, 'members', compact=True)}",
+            f"Σ P(alive) over the members with a purchase: how many the model expects are "
+            f"still customers. Exactly {fit.expected_active:,.1f}. {model}",
+        ),
+        Figure(
+            "Likely gone",
+            formats.count(gone, compact=True),
+            f"P(alive) ≤ {formats.percent(LIKELY_GONE, decimals=0)}: "
+            f"{formats.percent(gone / fit.members)}",
+            f"Members whose probability of still being a customer is "
+            f"{formats.percent(LIKELY_GONE, decimals=0)} or less. {model}",
+        ),
+        Figure(
+            "Model fitted",
+            formats.day(fit.fitted_at.date()),
+            f"data up to {formats.day(fit.as_of)}",
+            f"`coalition jobs models` fits the model once per day of data. {model}",
+        ),
+    ]
+
+
+AT_RISK_SHOWN = 500  # rows in the table; the CSV has the whole list
+
+
+def shown_of(shown: int, total: int) -> str:
+    if shown == total:
+        return ""
+    return (
+        f" The table shows the first {formats.count(shown)} of {formats.count(total)}; the "
+        "CSV has them all."
+    )
+
+
+def at_risk_rows(members: list[AtRiskMember], currency: str) -> list[dict]:
+    return [
+        {
+            "Member": str(member.member_id),
+            "Tier": member.tier.title(),
+            "Balance": formats.points(member.balance),
+            "Last purchase": formats.day(member.last_purchase_day)
+            if member.last_purchase_day
+            else "never",
+            "Purchases": formats.count(member.purchases),
+            "Net spend": formats.money(member.net_spend_minor, currency),
+            "P(alive)": formats.percent(member.p_alive),
+        }
+        for member in members
     ]

@@ -162,3 +162,45 @@ def at_risk(
         (statement,),
         lambda rows: [AtRiskMember(**{k: row._mapping[k] for k in row._mapping}) for row in rows],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class RecencyFrequency:
+    """Members with a purchase, counted per (days since the last purchase day at `as_of`,
+    distinct purchase days): the RFM segments' inputs, grouped (segments.segment_sizes),
+    so a million members are a few thousand rows."""
+
+    recency_days: np.ndarray  # int64
+    purchase_days: np.ndarray  # int64
+    members: np.ndarray  # int64
+
+
+def recency_frequency(
+    as_of: date,
+    *,
+    acquiring_merchant_ids: tuple[uuid.UUID, ...] = (),
+    tiers: tuple[str, ...] = (),
+) -> Query[RecencyFrequency]:
+    """Every member enrolled before `as_of` with a purchase, in the rollups' latest state."""
+    m = activity_members.c
+    recency = (as_of - m.last_purchase_day).cast(Integer).label("recency")
+    statement = (
+        select(recency, m.purchase_days, func.count().label("members"))
+        .where(
+            m.last_purchase_day.is_not(None),
+            *_conditions(acquiring_merchant_ids, tiers, as_of),
+        )
+        .group_by(recency, m.purchase_days)
+    )
+
+    def shape(rows: Sequence[Any]) -> RecencyFrequency:
+        columns = np.array([tuple(row) for row in rows], dtype=np.int64).reshape(-1, 3)
+        return RecencyFrequency(columns[:, 0], columns[:, 1], columns[:, 2])
+
+    return Query((statement,), shape)
+
+
+def balance_quantile(quantile: float) -> Query[int]:
+    """The balance that this share of members do not exceed (every member; 0 for none)."""
+    statement = select(func.percentile_disc(quantile).within_group(member_balances.c.balance))
+    return Query((statement,), lambda rows: int(rows[0][0] or 0))

@@ -124,3 +124,41 @@ def lapse_threshold_days(
     if len(gaps) < minimum_gaps:
         return fallback_days
     return math.ceil(np.quantile(gaps, quantile, method="inverted_cdf"))
+
+
+def grouped_quintile_scores(
+    values: ArrayLike, counts: ArrayLike, *, higher_is_better: bool = True
+) -> np.ndarray:
+    """`quintile_scores` for values held by `counts` members each: the score of each
+    row, as `quintile_scores` gives it to every one of those members (ties share their
+    average rank, so equal values always score alike). Numpy only: a few thousand rows
+    stand for a million members."""
+    array = np.asarray(values, dtype=np.float64)
+    weights = np.asarray(counts, dtype=np.int64)
+    if array.ndim != 1 or array.shape != weights.shape or np.any(weights < 0):
+        raise ValueError("one value and one non-negative count per row")
+    total = weights.sum()
+    if total == 0:
+        return np.zeros(len(array), dtype=np.int8)
+    distinct, position = np.unique(array if higher_is_better else -array, return_inverse=True)
+    held = np.bincount(position, weights=weights, minlength=len(distinct))
+    below = np.cumsum(held) - held  # members with a lower value
+    mid_rank = below + (held + 1) / 2  # the average of ranks below+1 .. below+held
+    percentile = (mid_rank - 0.5) / total
+    return (1 + np.floor(SCORES * percentile)).astype(np.int8)[position]
+
+
+def segment_sizes(
+    recency_days: ArrayLike, purchase_days: ArrayLike, members: ArrayLike
+) -> dict[RfmSegment, int]:
+    """Members per RFM segment from rows of (days since the last purchase, purchase days,
+    members), in the grid's order (every segment, 0 when empty). The segment comes from
+    the recency and frequency scores only, so spend is not needed."""
+    counts = np.asarray(members, dtype=np.int64)
+    recency = grouped_quintile_scores(recency_days, counts, higher_is_better=False)
+    frequency = grouped_quintile_scores(purchase_days, counts)
+    segment = _GRID[recency.astype(np.intp) - 1, frequency.astype(np.intp) - 1]
+    sizes = dict.fromkeys(RfmSegment, 0)
+    for name, count in zip(segment, counts, strict=True):
+        sizes[name] += int(count)
+    return sizes

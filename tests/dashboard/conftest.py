@@ -90,3 +90,15 @@ def texts(app: AppTest) -> str:
     parts = [element.value for kind in ("title", "header", "subheader", "caption", "info",
              "warning", "error", "markdown") for element in app.get(kind)]  # fmt: skip
     return "\n".join(str(part) for part in parts)
+
+
+def sign_up(url, username="ops") -> str:
+    """An admin without a password (signed in through session state), for empty networks."""
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        hq_users.create_user(
+            connection, username=username, display_name="Ops", role=hq_users.HqRole.ADMIN,
+            password=None,
+        )  # fmt: skip
+    engine.dispose()
+    return username

@@ -1,7 +1,8 @@
 """A small seeded network in a database of its own, for the dashboard's tests (AppTest and
 the browser): the seed's `test` profile (400 members, 14 months to today, 10 merchants,
-three ended campaigns), its closed settlement periods, a draft campaign an admin may
-cancel, and one HQ user per role. About two seconds to build."""
+three ended campaigns), its analytics rollups and churn model, its closed settlement
+periods, a draft campaign an admin may cancel, and one HQ user per role. A few seconds to
+build."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from seed import bulk
 from seed.config import profile
 from shared import hq_users
 from shared.access import SYSTEM
+from shared.analytics.churn_model import fit_and_store
+from shared.analytics.refresh import refresh
 from shared.campaigns import definitions
 from shared.database.bootstrap import async_url
 from shared.database.migrate import upgrade
@@ -84,6 +87,13 @@ def seeded_network(worker_url: URL, suffix: str) -> Iterator[URL]:
             libpq_conninfo(url),
             show_progress=False,
         )
+        engine = create_engine(url)
+        try:  # as `coalition up` does: the analytics pages read the rollups and the model
+            refresh(engine, settings.program, full=True)
+            with engine.begin() as connection:
+                fit_and_store(connection)
+        finally:
+            engine.dispose()
         asyncio.run(_close_periods_and_draft_a_campaign(url))
         _add_users(url)
         yield url
