@@ -384,7 +384,12 @@ def network_view(period_id: uuid.UUID) -> reads.NetworkView:
     ttl=REFERENCE, show_spinner="Estimating breakage and rolling the liability forward..."
 )
 def liability_report(as_of: datetime | None) -> liability.LiabilityReport:
-    """As of a past moment, or now (None)."""
+    """As of a past moment, or now (None): the copy `coalition jobs settle` stored (its
+    `as_of` says when), computed here only when there is none yet."""
+    if as_of is None:
+        stored = _read(liability.stored_current)
+        if stored is not None:
+            return stored
     rules = get_settings().program
     return _run_async(lambda connection: liability.liability_report(connection, rules, as_of))
 

@@ -288,10 +288,13 @@ def jobs_tiers() -> None:
 
 @jobs_app.command("settle")
 def jobs_settle() -> None:
-    """Close every settlement period that has ended (idempotent), oldest first."""
+    """Close every settlement period that has ended (idempotent), oldest first; then store
+    the current points liability for the dashboard (at most hourly)."""
     from shared.settlement.closing import close_due_periods
+    from shared.settlement.liability import store_current
 
-    closed = _run_with_engine(lambda engine: close_due_periods(engine, get_settings().program))
+    rules = get_settings().program
+    closed = _run_with_engine(lambda engine: close_due_periods(engine, rules))
     for period in closed:
         console.print(
             f"closed {period.label}: {period.transactions} transactions, "
@@ -299,6 +302,9 @@ def jobs_settle() -> None:
         )
     if not closed:
         console.print("no period to close")
+    liability = _run_with_engine(lambda engine: store_current(engine, rules))
+    if liability is not None:
+        console.print(f"liability stored as of {liability.as_of:%Y-%m-%d %H:%M}")
 
 
 @jobs_app.command("campaigns")

@@ -938,17 +938,16 @@ churn_model_fits = Table(
 )
 Index("ix_churn_model_fits_fitted_at", churn_model_fits.c.fitted_at)
 
-# The results of each started campaign as the dashboard shows them: computing them reads
-# every assigned member's transactions (seconds on a large network), so `coalition jobs
-# campaigns` stores them (hourly while a campaign runs, once more after it ends).
-campaign_result_snapshots = Table(
-    "campaign_result_snapshots",
+# Reports too slow to compute while a page renders (a campaign's results, the points
+# liability), stored by the worker's jobs as JSON and read by the dashboard in one row:
+# shared/snapshots.py. One row per (report, subject), replaced when recomputed.
+report_snapshots = Table(
+    "report_snapshots",
     metadata,
-    Column(
-        "campaign_id", UUID(as_uuid=True), ForeignKey("campaigns.campaign_id"), primary_key=True
-    ),
+    Column("report", Text, primary_key=True),  # campaign_results | liability
+    Column("subject", Text, primary_key=True),  # a campaign id; 'now' for the liability
     Column("computed_at", DateTime(timezone=True), nullable=False),
-    Column("window_end", DateTime(timezone=True), nullable=False),  # results up to here
-    Column("results", JSONB, nullable=False),  # shared/campaigns/results.CampaignResults
-    Column("seconds", Double, nullable=False),  # how long computing them took
+    Column("covers_until", DateTime(timezone=True), nullable=False),  # data up to here
+    Column("body", JSONB, nullable=False),
+    Column("seconds", Double, nullable=False),  # how long computing it took
 )

@@ -96,6 +96,7 @@ async def test_stored_snapshots_give_back_the_live_results(
     """`jobs campaigns` stores every started campaign's results; decoded, they equal the
     live computation; a second run within the hour recomputes nothing."""
     from shared.campaigns import results, snapshots
+    from shared.snapshots import encode
 
     bulk.run(SEEDED, test_settings.program, test_settings.card_prefix, libpq_conninfo(database_url),
              show_progress=False)  # fmt: skip
@@ -114,7 +115,7 @@ async def test_stored_snapshots_give_back_the_live_results(
             live = await results.campaign_results(connection, SYSTEM, campaign_id, rules)
         kept, computed_at = snapshot[campaign_id]
         # Rows come back in no set order, so sums may differ in the last bits of a float.
-        assert _rounded(snapshots.encode(kept)) == _rounded(snapshots.encode(live))
+        assert _rounded(encode(kept)) == _rounded(encode(live))
         assert kept.campaign == live.campaign and kept.bonus_points == live.bonus_points
         assert computed_at is not None
     assert await snapshots.refresh_snapshots(async_engine, rules) == []

@@ -411,3 +411,19 @@ async def test_moments_need_a_time_zone(worked_example):
     async with worked_example.connect() as connection:
         with pytest.raises(ValueError, match="time zone"):
             await cohort_outcomes(connection, datetime(2026, 3, 15))
+
+
+async def test_the_stored_report_is_the_report_of_its_moment(worked_example, clean_database):
+    """`jobs settle` stores the current report for the dashboard, at most hourly; decoded,
+    it is the report computed live at the moment it was stored (every Decimal, date and
+    line)."""
+    from shared.settlement.liability import store_current, stored_current
+
+    stored = await store_current(worked_example, RULES)
+    assert stored is not None
+    assert await store_current(worked_example, RULES) is None  # fresh: nothing to do
+    with clean_database.connect() as connection:
+        assert stored_current(connection) == stored
+    async with worked_example.connect() as connection:
+        live = await liability_report(connection, RULES, stored.as_of)
+    assert live == stored
