@@ -21,7 +21,6 @@ import plotly.io as pio
 from dashboard import formats, periods
 from shared.analytics.activity import ActiveDaysHistogram, ActivityPeriod, PairAffinity
 from shared.analytics.lifecycle import LifecyclePeriod
-from shared.analytics.overview import DayActivity
 from shared.analytics.query import Grain
 from shared.analytics.redemption import BreakagePeriod, PointFlow, RedemptionPeriod
 from shared.analytics.retention import RetentionMatrix
@@ -82,28 +81,28 @@ def _major_units(amount_minor: int, currency: str) -> float:
 # --- Overview ---------------------------------------------------------------------------
 
 
-def daily_points(days: Sequence[DayActivity]) -> go.Figure:
-    dates = [day.day for day in days]
+def daily_points(days: Sequence[ActivityPeriod]) -> go.Figure:
+    dates = [day.period_start for day in days]
     figure = go.Figure(
         [
             go.Bar(
-                name="issued",
+                name="earned",
                 x=dates,
-                y=[day.points_issued for day in days],
+                y=[day.points_earned_net for day in days],
                 marker_color=ISSUED,
-                hovertemplate="%{x|%a %d %b}: %{y:,} pts issued<extra></extra>",
+                hovertemplate="%{x|%a %d %b}: %{y:,} pts earned<extra></extra>",
             ),
             go.Bar(
                 name="redeemed",
                 x=dates,
-                y=[day.points_redeemed for day in days],
+                y=[day.points_redeemed_net for day in days],
                 marker_color=REDEEMED,
                 hovertemplate="%{x|%a %d %b}: %{y:,} pts redeemed<extra></extra>",
             ),
         ]
     )
     figure.update_layout(
-        title="Points issued and redeemed per day",
+        title="Points earned and redeemed per day",
         barmode="group",
         yaxis=_points_axis("points"),
         xaxis={"title": None},

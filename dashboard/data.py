@@ -118,14 +118,9 @@ def network_headline() -> network_summary.NetworkSummary:
     return _read(network_summary.network_summary)
 
 
-@st.cache_data(ttl=LIVE, show_spinner="Reading the ledger...")
-def period_comparison(filters: Filters) -> overview.PeriodComparison:
-    return _read(overview.period_comparison, filters)
-
-
 @st.cache_data(ttl=LIVE, show_spinner=False)
-def daily_activity(filters: Filters) -> list[overview.DayActivity]:
-    return _read(overview.daily_activity, filters)
+def outstanding_points(filters: Filters) -> int:
+    return _read(overview.outstanding_points, filters)
 
 
 # --- Activity, retention, churn, redemption: the analytics rollups ------------------------

@@ -364,6 +364,47 @@ def _share_tile(
     )
 
 
+def overview_tiles(
+    current: ActivityPeriod, previous: ActivityPeriod | None, outstanding: int
+) -> list[Figure]:
+    def before(field: str) -> int | None:
+        return getattr(previous, field) if previous else None
+
+    return [
+        _count_tile(
+            "Active members",
+            current.active_members,
+            before("active_members"),
+            formats.count,
+            "Members with at least one purchase or redemption, at the selected partners.",
+        ),
+        _count_tile(
+            "Purchases", current.purchases, before("purchases"), formats.count, "Earn transactions."
+        ),
+        _count_tile(
+            "Points earned",
+            current.points_earned_net,
+            before("points_earned_net"),
+            formats.points,
+            "Points of purchases (base, tier and campaign bonuses) less refund clawbacks.",
+        ),
+        _count_tile(
+            "Points redeemed",
+            current.points_redeemed_net,
+            before("points_redeemed_net"),
+            formats.points,
+            "Redemptions and captured holds, less reversals.",
+        ),
+        Figure(
+            "Outstanding points",
+            formats.points(outstanding, compact=True),
+            "held by members now",
+            f"Member balances now: {formats.points(outstanding)}, the liability before "
+            "breakage. Every merchant: points belong to members, not to merchants.",
+        ),
+    ]
+
+
 def activity_tiles(current: ActivityPeriod, previous: ActivityPeriod | None) -> list[Figure]:
     per_member = current.transactions_per_active_member
     before = previous.transactions_per_active_member if previous else None

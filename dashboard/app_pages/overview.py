@@ -1,9 +1,9 @@
-"""Overview: the period's headline figures against the period before it, day by day, and
-the alerts."""
+"""Overview: the network's headline month against the month before, points day by day,
+and the alerts."""
 
 import streamlit as st
 
-from dashboard import charts, data, ui, views
+from dashboard import charts, data, periods, ui, views
 from dashboard import formats as fmt
 from dashboard.filters import current_filters
 
@@ -14,54 +14,40 @@ ui.page_title(
     f"{fmt.count(network.active_merchants, 'active partners')} · "
     f"{fmt.count(network.open_stores, 'open stores')} · "
     f"{fmt.count(network.active_members, 'members')}. "
-    f"{fmt.day_range(filters.first_day, filters.last_day)}, compared with the "
-    f"{filters.days} days before.",
+    f"Selected dates: {fmt.day_range(filters.first_day, filters.last_day)}.",
 )
 
+as_of = data.data_as_of()
 if network.active_merchants + network.suspended_merchants == 0:
     ui.empty_state(
         "No partners yet. Create one through the API (`POST /v1/merchants`) "
         "or run `coalition seed --profile demo`."
     )
+elif as_of is None:
+    ui.empty_state(views.NO_ROLLUPS)
 else:
-    period = data.period_comparison(filters)
-    now, before = period.current, period.previous
-    ui.comparison_tiles(
-        [
-            ui.Comparison(
-                "Active members",
-                now.active_members,
-                before.active_members,
-                help="Members with at least one purchase or redemption in the period.",
-            ),
-            ui.Comparison("Purchases", now.purchases, before.purchases),
-            ui.Comparison("Points issued", now.points_issued, before.points_issued, fmt.points),
-            ui.Comparison(
-                "Points redeemed", now.points_redeemed, before.points_redeemed, fmt.points
-            ),
-            ui.Comparison(
-                "Outstanding points",
-                now.outstanding_points,
-                before.outstanding_points,
-                fmt.points,
-                help="Member balances at the end of the period: the liability before "
-                "breakage. Every merchant: points belong to members, not to merchants.",
-                rise_is_good=False,
-            ),
-        ]
-    )
-    days = data.daily_activity(filters)
-    if any(day.points_issued or day.points_redeemed for day in days):
+    months = data.activity_series(filters, "month", as_of)
+    headline = periods.headline(months, filters, "month")
+    if headline is None:
+        ui.empty_state(views.NOTHING_SELECTED.format(what="member was active"))
+    else:
+        current, previous = headline
+        ui.figure_tiles(views.overview_tiles(current, previous, data.outstanding_points(filters)))
+        ui.caption(views.headline_caption(current, "month"))
+    days = [day for day in data.activity_series(filters, "day", as_of)
+            if filters.first_day <= day.period_start <= filters.last_day]  # fmt: skip
+    if any(day.points_earned_net or day.points_redeemed_net for day in days):
         ui.chart(
             charts.daily_points(days),
-            how="Ledger transactions by the day they were posted (programme time zone), at "
-            "the selected merchants, for members of the selected tiers. Issued: purchases, "
-            "behaviour points and refund clawbacks (negative). Redeemed: redemptions and "
-            "captured holds, less reversals.",
+            how="From the analytics rollups, by the local day of the transaction, at the "
+            "selected partners, for members of the selected tiers. Earned: points of "
+            "purchases (base, tier and campaign bonuses) less refund clawbacks. Redeemed: "
+            "redemptions and captured holds, less reversals. Behaviour points, adjustments "
+            "and expiry are in the liability roll-forward (Redemption page).",
         )
     else:
         ui.empty_state(
-            "No points were issued or redeemed on these days for this selection. "
+            "No points were earned or redeemed on these days for this selection. "
             "Widen the dates, or clear the merchant and tier filters."
         )
 

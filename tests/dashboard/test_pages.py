@@ -16,7 +16,7 @@ from tests.dashboard.seeded_network import ADMIN, ANALYST, DRAFT_CAMPAIGN
 PAGES = {
     "overview": (
         "Network overview",
-        ["Active members", "Purchases", "Points issued", "Points redeemed", "Outstanding points"],
+        ["Active members", "Purchases", "Points earned", "Points redeemed", "Outstanding points"],
         1,
     ),
     "alerts": ("Alerts", ["Firing", "Pending or recovering", "No data", "Rules enabled"], 0),
