@@ -253,6 +253,29 @@ def test_lifecycle_states_and_churn(network):
     assert (shorter[0].active, shorter[0].reactivated) == (0, 1)  # Ann's 35 days now count
 
 
+def test_lifecycle_state_of_each_member(network):
+    def states(month: int, **options) -> dict:
+        found = query(
+            network, lifecycle.member_states("month", date(2026, month, 1), AS_OF, 40, **options)
+        )
+        return {m.member_id: (m.state, m.last_active_day) for m in found}
+
+    assert states(2) == {
+        ANN: ("active", date(2026, 2, 10)),
+        BEN: ("at_risk", date(2026, 1, 20)),
+        CAT: ("new", date(2026, 2, 2)),
+        DAN: ("lapsed", None),
+        EVE: ("lapsed", date(2026, 1, 8)),
+    }
+    assert {member: state for member, (state, _) in states(3).items()} == {
+        ANN: "lapsed", BEN: "reactivated", CAT: "lapsed", DAN: "lapsed", EVE: "lapsed"
+    }  # fmt: skip
+    assert list(states(4, states=("reactivated",))) == [EVE]
+    assert len(states(4, states=("lapsed",), limit=2)) == 2
+    with pytest.raises(ValueError):
+        lifecycle.member_states("month", date(2026, 5, 1), AS_OF)
+
+
 def test_gaps_between_active_days(network):
     gaps = query(network, lifecycle.active_day_gaps())
     # Ann 1 and 35; Ben 42; Eve 2, 1 and 102 (enrolment-to-purchase gaps are left out).

@@ -371,6 +371,20 @@ def test_lifecycle_agrees_with_a_day_by_day_reading_of_the_ledger(seeded, raw):
         assert found == {name: states[name] for name in found}, period.period_start
 
 
+def test_member_states_add_up_to_the_lifecycle_counts(seeded, raw):
+    counts = fetch(seeded, lifecycle.states("month", date(2026, 1, 1), AS_OF, AS_OF, 60))
+    for period in counts:
+        states = Counter(
+            member.state
+            for member in fetch(
+                seeded, lifecycle.member_states("month", period.period_start, AS_OF, 60)
+            )
+        )
+        assert states == Counter(
+            {name: getattr(period, name) for name in lifecycle.STATES if getattr(period, name)}
+        ), period.period_start
+
+
 def test_histograms_pairs_and_gaps_agree_with_the_ledger(seeded, raw):
     month = date(2026, 3, 1)
     days_in_month = defaultdict(set)
