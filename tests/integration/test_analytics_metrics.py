@@ -34,7 +34,7 @@ January: redeemed 100, reversed 100: burn/earn 0 / 70.
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -43,89 +43,11 @@ from sqlalchemy import text
 from shared.analytics import activity, lifecycle, members, redemption, retention
 from shared.analytics.query import MetricScope, data_as_of, run
 from shared.analytics.refresh import refresh
+from tests.integration.analytics_support import ZONE, Story, local
 
-ZONE = "America/New_York"
 AS_OF = date(2026, 5, 1)
 A, B, C = (uuid.UUID(int=n) for n in (0xA, 0xB, 0xC))
 ANN, BEN, CAT, DAN, EVE = (uuid.UUID(int=0x100 + n) for n in range(5))
-
-
-def local(day: str, hour: int = 12, minute: int = 0) -> datetime:
-    return datetime.fromisoformat(day).replace(hour=hour, minute=minute, tzinfo=ZoneInfo(ZONE))
-
-
-class Story:
-    """Inserts the rows of the story, one helper per kind of event."""
-
-    def __init__(self, connection) -> None:
-        self.connection = connection
-
-    def merchant(self, merchant_id: uuid.UUID, name: str) -> None:
-        self.connection.execute(
-            text(
-                "INSERT INTO merchants (merchant_id, name, industry, currency, earn_rate,"
-                " issuance_price, redemption_rate) VALUES (:id, :name, 'grocery', 'USD', 1,"
-                " 0.01, 0.008)"
-            ),
-            {"id": merchant_id, "name": name},
-        )
-
-    def member(self, member_id, day: str, merchant, tier: str, balance: int) -> None:
-        enrolled = local(day, 9)
-        self.connection.execute(
-            text(
-                "INSERT INTO members (member_id, tier, enrolled_at, acquiring_merchant_id,"
-                " created_at, updated_at) VALUES (:id, :tier, :at, :merchant, :at, :at)"
-            ),
-            {"id": member_id, "tier": tier, "at": enrolled, "merchant": merchant},
-        )
-        self.connection.execute(
-            text("INSERT INTO member_balances (member_id, balance) VALUES (:id, :balance)"),
-            {"id": member_id, "balance": balance},
-        )
-
-    def transaction(self, member_id, kind: str, at: datetime, merchant, points: int,
-                    amount_minor: int | None = None) -> uuid.UUID:  # fmt: skip
-        transaction_id = uuid.uuid4()
-        self.connection.execute(
-            text(
-                "INSERT INTO ledger_transactions (member_id, transaction_id, kind, merchant_id,"
-                " occurred_at, posted_at, points, amount_minor) VALUES (:member, :id, :kind,"
-                " :merchant, :at, :at, :points, :amount)"
-            ),
-            {
-                "member": member_id, "id": transaction_id, "kind": kind, "merchant": merchant,
-                "at": at, "points": points, "amount": amount_minor,
-            },
-        )  # fmt: skip
-        return transaction_id
-
-    def allocations(self, member_id, transaction_id, kind: str, at: datetime, redeemer,
-                    taken: list[tuple[uuid.UUID | None, int]]) -> None:  # fmt: skip
-        for issuer, points in taken:
-            self.connection.execute(
-                text(
-                    "INSERT INTO allocations (member_id, transaction_id, lot_id, kind, points,"
-                    " issuing_merchant_id, redeeming_merchant_id, posted_at) VALUES (:member,"
-                    " :tx, :lot, :kind, :points, :issuer, :redeemer, :at)"
-                ),
-                {
-                    "member": member_id, "tx": transaction_id, "lot": uuid.uuid4(),
-                    "kind": kind, "points": points, "issuer": issuer, "redeemer": redeemer,
-                    "at": at,
-                },
-            )  # fmt: skip
-
-    def purchase(self, member_id, day: str, merchant, amount_minor: int, **time) -> None:
-        at = local(day, **time) if time else local(day)
-        self.transaction(member_id, "earn", at, merchant, amount_minor // 100, amount_minor)
-
-    def redeem(self, member_id, day: str, merchant, taken, kind: str = "redeem") -> uuid.UUID:
-        at = local(day, 13)
-        points = sum(p for _, p in taken)
-        transaction_id = self.transaction(member_id, kind, at, merchant, -points)
-        self.allocations(member_id, transaction_id, "redemption", at, merchant, taken)
-        return transaction_id
 
 
 def tell(connection) -> None:
@@ -334,6 +256,29 @@ def test_lifecycle_states_and_churn(network):
         network, lifecycle.states("month", date(2026, 2, 1), date(2026, 3, 1), AS_OF, 30)
     )
     assert (shorter[0].active, shorter[0].reactivated) == (0, 1)  # Ann's 35 days now count
+
+
+def test_lifecycle_state_of_each_member(network):
+    def states(month: int, **options) -> dict:
+        found = query(
+            network, lifecycle.member_states("month", date(2026, month, 1), AS_OF, 40, **options)
+        )
+        return {m.member_id: (m.state, m.last_active_day) for m in found}
+
+    assert states(2) == {
+        ANN: ("active", date(2026, 2, 10)),
+        BEN: ("at_risk", date(2026, 1, 20)),
+        CAT: ("new", date(2026, 2, 2)),
+        DAN: ("lapsed", None),
+        EVE: ("lapsed", date(2026, 1, 8)),
+    }
+    assert {member: state for member, (state, _) in states(3).items()} == {
+        ANN: "lapsed", BEN: "reactivated", CAT: "lapsed", DAN: "lapsed", EVE: "lapsed"
+    }  # fmt: skip
+    assert list(states(4, states=("reactivated",))) == [EVE]
+    assert len(states(4, states=("lapsed",), limit=2)) == 2
+    with pytest.raises(ValueError):
+        lifecycle.member_states("month", date(2026, 5, 1), AS_OF)
 
 
 def test_gaps_between_active_days(network):

@@ -88,3 +88,4 @@ def test_jobs_loop_runs_one_round(database_url, clean_database):
     result = _coalition(database_url, "jobs", "loop", "--rounds", "1")
     assert result.returncode == 0, result.stderr
     assert "lots expired: 0" in result.stderr and "members requalified: 0" in result.stderr
+    assert "rollups rebuilt: 1 batches" in result.stderr  # the first round builds them
