@@ -44,7 +44,7 @@ def sidebar_filters() -> Filters:
         )
         tiers = st.multiselect(
             "Tiers",
-            options=[tier.name for tier in program.tiers],
+            options=program.tier_names,
             format_func=str.title,
             placeholder="All tiers",
             key="filter_tiers",

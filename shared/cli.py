@@ -347,7 +347,7 @@ def jobs_alerts() -> None:
     try:
         evaluations, failures = evaluate_all(
             engine,
-            tiers=[tier.name for tier in settings.program.tiers],
+            tiers=settings.program.tier_names,
             email_min_severity=(
                 Severity(settings.alert_email_min_severity)
                 if settings.alert_email_enabled

@@ -116,6 +116,10 @@ class ProgramRules(BaseModel):
             raise ValueError(f"unknown time zone {name!r}") from None
         return name
 
+    @property
+    def tier_names(self) -> list[str]:
+        return [tier.name for tier in self.tiers]
+
     def tier(self, name: str) -> Tier:
         for tier in self.tiers:
             if tier.name == name:

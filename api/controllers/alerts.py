@@ -36,14 +36,9 @@ from api.schemas.common import Limit, Offset
 from api.wire import changes_of, to_wire
 from shared.alerts import backtest, definitions, reads, webhooks
 from shared.alerts.rules import State as AlertState
-from shared.settings import Settings
 
 BacktestDays = Annotated[int, QueryParameter(ge=1, le=backtest.MAX_DAYS)]
 _NAME_TAKEN = {409: ["conflict"]}
-
-
-def _tiers(settings: Settings) -> list[str]:
-    return [tier.name for tier in settings.program.tiers]
 
 
 class AlertRuleController(Controller):
@@ -124,7 +119,7 @@ class AlertRuleController(Controller):
         series: FromQuery[bool] = True,
     ) -> BacktestOut:
         result = await transaction.run_sync(
-            backtest.backtest, rule_id, days=days, tiers=_tiers(settings), end=end
+            backtest.backtest, rule_id, days=days, tiers=settings.program.tier_names, end=end
         )
         return to_wire(result if series else replace(result, series=[]), BacktestOut)
 

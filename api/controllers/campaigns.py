@@ -24,13 +24,8 @@ from api.schemas.campaigns import (
 from api.schemas.common import Limit, Offset
 from api.wire import changes_of, to_wire
 from shared.campaigns import definitions, results
-from shared.settings import Settings
 
 _NOT_DRAFT = {409: ["campaign-not-draft"]}
-
-
-def _tiers(settings: Settings) -> list[str]:
-    return [tier.name for tier in settings.program.tiers]
 
 
 class CampaignController(Controller):
@@ -57,7 +52,7 @@ class CampaignController(Controller):
             starts_at=data.starts_at,
             ends_at=data.ends_at,
             terms=dict(data.terms),
-            allowed_tiers=_tiers(settings),
+            allowed_tiers=settings.program.tier_names,
             merchant_ids=data.merchant_ids,
             tiers=data.tiers,
             holdout_bps=data.holdout_bps,
@@ -149,7 +144,7 @@ class CampaignController(Controller):
         if "terms" in changes:
             changes["terms"] = dict(changes["terms"])  # type: ignore[call-overload]
         campaign = await definitions.update_campaign(
-            transaction, principal, campaign_id, changes, _tiers(settings)
+            transaction, principal, campaign_id, changes, settings.program.tier_names
         )
         return to_wire(campaign, CampaignOut)
 

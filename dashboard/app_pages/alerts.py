@@ -23,17 +23,9 @@ def load_alerts():
 
 @st.cache_data(ttl=300)
 def load_backtest(rule_id, days: int):
-    tiers = [tier.name for tier in get_settings().program.tiers]
+    tiers = get_settings().program.tier_names
     with engine().connect() as connection:
         return backtest.backtest(connection, rule_id, days=days, tiers=tiers)
-
-
-def _duration(span: timedelta) -> str:
-    if span % timedelta(days=1) == timedelta(0):
-        return f"{span.days} day{'s' if span.days > 1 else ''}"
-    if span % timedelta(hours=1) == timedelta(0):
-        return f"{span // timedelta(hours=1)} h"
-    return f"{span // timedelta(minutes=1)} min"
 
 
 def _value(value) -> str:

@@ -55,10 +55,6 @@ class Backtest:
     series: list[ScopeSeries]
     episodes: list[Episode]
 
-    @property
-    def fired(self) -> bool:
-        return bool(self.episodes)
-
 
 def backtest_ticks(end: datetime, days: int, step: timedelta) -> list[datetime]:
     last = tick_of(end, step)

@@ -228,10 +228,9 @@ def replay(
     ticks: Sequence[datetime],
     values: Sequence[float | None],
     condition: Condition,
-    start: InstanceState | None = None,
 ) -> list[ReplayedTick]:
-    """The state machine run over a series (the backtest), from normal unless told."""
-    instance = start or InstanceState()
+    """The state machine run over a series (the backtest), from normal."""
+    instance = InstanceState()
     replayed = []
     for tick, value in zip(ticks, values, strict=True):
         result = step(instance, value, condition, tick)

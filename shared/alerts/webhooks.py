@@ -203,7 +203,6 @@ def list_deliveries(
     connection: Connection,
     *,
     endpoint_id: uuid.UUID | None = None,
-    event_id: uuid.UUID | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> tuple[list[Delivery], int]:
@@ -211,8 +210,6 @@ def list_deliveries(
     conditions = []
     if endpoint_id is not None:
         conditions.append(alert_deliveries.c.endpoint_id == endpoint_id)
-    if event_id is not None:
-        conditions.append(alert_deliveries.c.event_id == event_id)
     total = connection.scalar(select(func.count()).select_from(alert_deliveries).where(*conditions))
     rows = connection.execute(
         select(alert_deliveries)

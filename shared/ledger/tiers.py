@@ -63,7 +63,7 @@ async def upgrade_if_qualified(
 ) -> str:
     """Upgrade at once when the rolling qualifying points reach a higher tier (`qualifying`
     may be given when the caller already knows it, saving a query on the earn path)."""
-    names = [tier.name for tier in rules.tiers]
+    names = rules.tier_names
     if qualifying is None:
         qualifying = await qualifying_points(connection, member.member_id, member.now)
     earned = qualified_tier(rules.tiers, qualifying)
@@ -122,7 +122,7 @@ async def progress(
         )
     ).one()
     points = await qualifying_points(connection, member_id, row.now)
-    names = [tier.name for tier in rules.tiers]
+    names = rules.tier_names
     index = names.index(row.tier) if row.tier in names else 0
     current = rules.tiers[index]
     following = rules.tiers[index + 1] if index + 1 < len(rules.tiers) else None

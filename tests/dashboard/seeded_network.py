@@ -48,7 +48,7 @@ async def _close_periods_and_draft_a_campaign(url: URL) -> None:
                 starts_at=now + timedelta(days=30),
                 ends_at=now + timedelta(days=44),
                 terms={"bonusPoints": 50},
-                allowed_tiers=[tier.name for tier in settings.program.tiers],
+                allowed_tiers=settings.program.tier_names,
                 holdout_bps=1000,
             )
     finally:

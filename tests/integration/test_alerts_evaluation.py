@@ -244,7 +244,9 @@ def test_a_broken_rule_is_reported_and_the_others_still_run(clean_database, shop
     evaluations, failures = evaluate_all(clean_database, at=T0 + 15 * DAY)
     assert [e.name for e in evaluations] == ["Feed silent"]
     assert len(failures) == 1 and "metric query failed" in failures[0].error
-    assert uuid.UUID(str(failures[0].rule_id))
+    with clean_database.connect() as connection:
+        velocity = next(r for r in definitions.list_rules(connection) if r.name == "Velocity")
+    assert failures[0].rule_id == velocity.rule_id
 
 
 def test_settlement_imbalance_counts_unreconciled_statements_of_periods_closed_in_the_window(

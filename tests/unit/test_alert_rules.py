@@ -140,9 +140,11 @@ def test_keep_leaves_a_fresh_instance_normal_and_step_reports_no_change():
 
 def test_since_is_the_tick_of_the_last_change():
     replayed = replay(ticks(4), [5, 11, 12, 13], ABOVE_10)
-    step_result = step(InstanceState(State.FIRING, 0, ticks(4)[1]), 14, ABOVE_10, ticks(5)[4])
-    assert step_result.instance.since == ticks(4)[1]
     assert replayed[-1].state is State.FIRING
+    fired = step(InstanceState(), 11, ABOVE_10, ticks(2)[1])
+    assert fired.change is not None and fired.instance.since == ticks(2)[1]
+    still = step(fired.instance, 14, ABOVE_10, ticks(5)[4])
+    assert still.change is None and still.instance.since == ticks(2)[1]
 
 
 @pytest.mark.parametrize(
