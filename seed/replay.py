@@ -20,12 +20,12 @@ import random
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 import numpy as np
 
 from seed.behaviour import Purchases, ShardMembers
 from seed.network import DAY, MerchantPlan, Network, moment
+from shared.campaigns.rules import multiplier_bonus
 from shared.ledger.rules import (
     referral_share,
     refund_clawback,
@@ -45,7 +45,7 @@ def base_points(eligible_minor: int, earn_rate: tuple[int, int], minor_per_major
 
 
 def bonus_points(base: int, multiplier: tuple[int, int]) -> int:
-    """rules.earn_breakdown's tier bonus (and a multiplier campaign's): floor(base x (m - 1))."""
+    """rules.earn_breakdown's tier bonus: floor(base x (m - 1))."""
     numerator, denominator = multiplier
     return base * (numerator - denominator) // denominator
 
@@ -783,9 +783,9 @@ class ShardReplay:
         MemberTimeline(self, index).run()
 
     def campaign_points(self, campaign, base: int, eligible_minor: int) -> int:
-        """The bonus a treated member earns on one purchase (issue 6 owns these rules)."""
+        """shared/campaigns/rules.bonus for the seed's kinds (multiplier, fixed bonus)."""
         if campaign.kind == "multiplier":
-            return bonus_points(base, Decimal(campaign.terms["multiplier"]).as_integer_ratio())
+            return multiplier_bonus(base, campaign.terms["multiplier"])
         if eligible_minor >= int(campaign.terms.get("minSpendMinor", 0)):
             return int(campaign.terms["bonusPoints"])
         return 0

@@ -23,7 +23,7 @@ from api.schemas.campaigns import (
 )
 from api.schemas.common import Limit, Offset
 from api.wire import changes_of, to_wire
-from shared.campaigns import definitions, results
+from shared.campaigns import definitions
 
 _NOT_DRAFT = {409: ["campaign-not-draft"]}
 
@@ -121,6 +121,10 @@ class CampaignController(Controller):
         principal: Caller,
         settings: Config,
     ) -> CampaignResultsOut:
+        # Imported here: scipy and statsmodels take seconds to import (2.4 s of the API's
+        # start-up), for this one endpoint.
+        from shared.campaigns import results
+
         found = await results.campaign_results(
             transaction, principal, campaign_id, settings.program
         )

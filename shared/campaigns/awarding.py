@@ -2,9 +2,10 @@
 
 The earn path reads the campaigns in force at its merchant in the same round trip as the
 member's lock (`OFFERS_SQL`, a sub-select of its context query), so a purchase outside any
-campaign costs nothing more. When campaigns apply: one statement records the arms, one
-reads the member's campaign history if a rule needs it, and one per budgeted campaign
-draws on its budget. Holdout members are recorded and never rewarded.
+campaign costs nothing more; that query also says whether the member already has an arm
+in each. When campaigns target the purchase: one statement records the arms not recorded
+yet, one reads the member's campaign history if a rule needs it, and one per budgeted
+campaign draws on its budget. Holdout members are recorded and never rewarded.
 """
 
 from __future__ import annotations
@@ -25,13 +26,15 @@ from shared.campaigns.rules import (
     bonus,
     eligible,
     member_arm,
+    targets,
     within_member_cap,
 )
 from shared.database.driver import driver
 
 # Campaigns that may apply to a purchase at merchant $2: not draft or cancelled, and whose
 # window is near enough to the database's now (purchases may be backdated 30 days); and
-# whether the member (m, in the earn context query) is on each one's target list.
+# whether the member (m, in the earn context query) is on each one's target list and
+# already has an arm in it (then no statement records it again).
 OFFERS_SQL = """
 (SELECT coalesce(json_agg(json_build_object(
     'campaign_id', c.campaign_id, 'name', c.name, 'owner_merchant_id', c.owner_merchant_id,
@@ -40,7 +43,9 @@ OFFERS_SQL = """
     'salt', c.salt, 'audience', c.audience, 'per_member_cap_points', c.per_member_cap_points,
     'budget_points', c.budget_points,
     'listed', c.audience = 'listed' AND EXISTS (SELECT 1 FROM campaign_targets t
-      WHERE t.member_id = m.member_id AND t.campaign_id = c.campaign_id))
+      WHERE t.member_id = m.member_id AND t.campaign_id = c.campaign_id),
+    'assigned', EXISTS (SELECT 1 FROM campaign_assignments a
+      WHERE a.member_id = m.member_id AND a.campaign_id = c.campaign_id))
     ORDER BY c.starts_at, c.campaign_id), '[]')
  FROM campaigns c
  WHERE c.status NOT IN ('draft', 'cancelled')
@@ -81,6 +86,7 @@ def offers_from_json(value: str | list | None) -> list[Offer]:
             per_member_cap_points=row["per_member_cap_points"],
             budget_points=row["budget_points"],
             listed=bool(row["listed"]),
+            assigned=bool(row["assigned"]),
         )
         for row in rows
     ]
@@ -140,19 +146,24 @@ async def award(
 ) -> list[Award]:
     """The campaign bonuses of this purchase, after per-member caps and budgets, with the
     member's arm recorded in every campaign the purchase makes them eligible for."""
+    # The member's history is read only for campaigns that target this very purchase.
+    targeted = [offer for offer in offers if targets(offer, purchase, global_holdout_bps)]
     history = (
-        await _history(connection, purchase, offers)
-        if any(offer.needs_history for offer in offers)
+        await _history(connection, purchase, targeted)
+        if any(offer.needs_history for offer in targeted)
         else History()
     )
     applicable = [
-        offer for offer in offers if eligible(offer, purchase, history, global_holdout_bps)
+        offer for offer in targeted if eligible(offer, purchase, history, global_holdout_bps)
     ]
     if not applicable:
         return []
     arms = {offer.campaign_id: member_arm(offer, purchase.member_id) for offer in applicable}
-    database = await driver(connection)
-    await database.execute(_RECORD_ARMS, purchase.member_id, list(arms), list(arms.values()))
+    unrecorded = [offer.campaign_id for offer in applicable if not offer.assigned]
+    if unrecorded:
+        await (await driver(connection)).execute(
+            _RECORD_ARMS, purchase.member_id, unrecorded, [arms[c] for c in unrecorded]
+        )
     awards = []
     # Budgets are drawn in campaign-id order, so two earns never wait for each other.
     for offer in sorted(applicable, key=lambda offer: offer.campaign_id):

@@ -37,6 +37,7 @@ class Offer:
     per_member_cap_points: int | None
     budget_points: int | None
     listed: bool = False  # the member is on the campaign's target list ('listed' audience)
+    assigned: bool = False  # the member already has an arm in the campaign
 
     def at_merchant(self, merchant_id: uuid.UUID | None) -> bool:
         return not self.merchant_ids or merchant_id in self.merchant_ids
