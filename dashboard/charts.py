@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -22,7 +22,7 @@ from dashboard import formats, periods
 from shared.analytics.activity import ActiveDaysHistogram, ActivityPeriod, PairAffinity
 from shared.analytics.lifecycle import LifecyclePeriod
 from shared.analytics.query import Grain
-from shared.analytics.redemption import BreakagePeriod, PointFlow, RedemptionPeriod
+from shared.analytics.redemption import BreakagePeriod, PointFlow
 from shared.analytics.retention import RetentionMatrix
 from shared.program import CURRENCY_EXPONENTS
 from shared.settlement.liability import LiabilityReport
@@ -740,7 +740,7 @@ def p_alive_distribution(upper_edges: Sequence[float], counts: Sequence[int]) ->
 # --- Redemption -------------------------------------------------------------------------
 
 
-def burn_and_penetration(items: Sequence[RedemptionPeriod], grain: Grain) -> go.Figure:
+def burn_and_penetration(items: Sequence[ActivityPeriod], grain: Grain) -> go.Figure:
     burn = [item for item in items if item.burn_earn_ratio is not None]
     reach = [item for item in items if item.redeemer_penetration is not None]
     figure = go.Figure(
@@ -951,5 +951,85 @@ def breakage(items: Sequence[BreakagePeriod], grain: Grain) -> go.Figure:
         xaxis=_period_axis(grain),
         yaxis=_points_axis("points"),
         height=360,
+    )
+    return figure
+
+
+# --- Alerts -----------------------------------------------------------------------------
+
+
+def _state_spans(points: Sequence, states: set[str]) -> list[tuple[datetime, datetime]]:
+    """Consecutive ticks whose state is one of `states`, as (first, last) pairs."""
+    spans, start, previous = [], None, None
+    for point in points:
+        if point.state in states:
+            start = start or point.tick
+        elif start is not None:
+            spans.append((start, point.tick))
+            start = None
+        previous = point.tick
+    if start is not None:
+        spans.append((start, previous))
+    return spans
+
+
+def backtest_figure(
+    points: Sequence,
+    *,
+    title: str,
+    unit: str,
+    threshold: float,
+    recovery_threshold: float | None = None,
+) -> go.Figure:
+    """The rule's value at every tick (points with tick, value, state), its thresholds, and
+    where it would have been pending (amber) and firing (red)."""
+    figure = go.Figure(
+        go.Scatter(
+            x=[point.tick for point in points],
+            y=[point.value for point in points],
+            mode="lines",
+            name="value",
+            line={"color": NAVY, "width": 1.5},
+            connectgaps=False,
+            hovertemplate="%{x|%Y-%m-%d %H:%M}<br>%{y:.4g}<extra></extra>",
+        )
+    )
+    figure.add_hline(y=threshold, line={"color": RED, "dash": "dash"}, annotation_text="threshold")
+    if recovery_threshold is not None and recovery_threshold != threshold:
+        figure.add_hline(
+            y=recovery_threshold,
+            line={"color": GREY, "dash": "dot"},
+            annotation_text="recovers",
+            annotation_position="bottom right",
+        )
+    for start, end in _state_spans(points, {"pending"}):
+        figure.add_vrect(x0=start, x1=end, fillcolor=ORANGE, opacity=0.15, line_width=0)
+    for start, end in _state_spans(points, {"firing", "recovering"}):
+        figure.add_vrect(x0=start, x1=end, fillcolor=RED, opacity=0.2, line_width=0)
+    figure.update_layout(
+        title=title, yaxis_title=unit, showlegend=False, height=320, hovermode="x unified"
+    )
+    return figure
+
+
+def changes_per_day(events: Sequence) -> go.Figure:
+    """Notified changes (fired, resolved, no data) per day and severity."""
+    counts: dict[tuple[str, str], int] = {}
+    for event in events:
+        if event.notified:
+            key = (event.severity, event.tick.date().isoformat())
+            counts[key] = counts.get(key, 0) + 1
+    figure = go.Figure()
+    for severity, color in (
+        ("critical", RED), ("warning", ORANGE), ("info", NAVY),
+    ):  # fmt: skip
+        days = sorted(day for level, day in counts if level == severity)
+        if days:
+            figure.add_bar(
+                x=days, y=[counts[(severity, day)] for day in days], name=severity,
+                marker_color=color,
+            )  # fmt: skip
+    figure.update_layout(
+        title="Notifications per day", barmode="stack", height=260, yaxis_title="changes"
     )
     return figure

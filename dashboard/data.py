@@ -264,15 +264,6 @@ def at_risk_members(
 
 
 @st.cache_data(ttl=LIVE, show_spinner=False)
-def redemption_series(
-    filters: Filters, grain: analytics.Grain, as_of: date
-) -> list[redemption.RedemptionPeriod]:
-    return _query(
-        redemption.burn_and_penetration(grain, periods.trend_scope(filters, grain), as_of)
-    )
-
-
-@st.cache_data(ttl=LIVE, show_spinner=False)
 def breakage(
     filters: Filters, grain: analytics.Grain, as_of: date
 ) -> list[redemption.BreakagePeriod]:
@@ -403,8 +394,27 @@ def active_alerts():
     return _read(current_alerts)
 
 
+@st.cache_data(ttl=LIVE)
+def alert_events():
+    from shared.alerts.reads import list_events
+
+    return _read(lambda connection: list_events(connection, limit=500)[0])
+
+
 @st.cache_data(ttl=REFERENCE)
-def alert_rule_count() -> int:
+def alert_rules():
     from shared.alerts.definitions import list_rules
 
-    return sum(rule.enabled for rule in _read(list_rules))
+    return _read(list_rules)
+
+
+def alert_rule_count() -> int:
+    return sum(rule.enabled for rule in alert_rules())
+
+
+@st.cache_data(ttl=REFERENCE, show_spinner="Replaying the rule over the days...")
+def alert_backtest(rule_id: uuid.UUID, days: int):
+    from shared.alerts.backtest import backtest
+
+    tiers = get_settings().program.tier_names
+    return _read(lambda connection: backtest(connection, rule_id, days=days, tiers=tiers))

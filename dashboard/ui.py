@@ -4,13 +4,11 @@ of its screen, and they make every page look alike."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import plotly.graph_objects as go
 import streamlit as st
-
-from dashboard import formats
 
 
 def page_title(title: str, description: str) -> None:
@@ -42,35 +40,6 @@ def table(rows: list[dict], how: str | None = None) -> None:
 def empty_state(message: str) -> None:
     """What a screen says when there is nothing to show, and what would fill it."""
     st.info(message, icon=":material/inbox:")
-
-
-@dataclass(frozen=True, slots=True)
-class Comparison:
-    """A tile comparing a period with the period of the same length before it."""
-
-    label: str
-    current: int
-    previous: int
-    unit: Callable[..., str] = formats.count
-    help: str | None = None
-    # Whether a rise is good news (green); outstanding points are a liability.
-    rise_is_good: bool = True
-
-
-def comparison_tiles(tiles: Sequence[Comparison]) -> None:
-    """Compact values (the exact ones are in the help), the change as the delta."""
-    for column, tile in zip(st.columns(len(tiles)), tiles, strict=True):
-        exact = (
-            f"This period: {tile.unit(tile.current)}. Previous period: {tile.unit(tile.previous)}."
-        )
-        column.metric(
-            tile.label,
-            tile.unit(tile.current, compact=True),
-            formats.delta(tile.current, tile.previous, tile.unit),
-            delta_color="normal" if tile.rise_is_good else "inverse",
-            help=f"{tile.help}\n\n{exact}" if tile.help else exact,
-            border=True,
-        )
 
 
 @dataclass(frozen=True, slots=True)

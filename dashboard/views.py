@@ -12,7 +12,7 @@ from shared.analytics.activity import ActivityPeriod, PairAffinity
 from shared.analytics.filters import Filters
 from shared.analytics.lifecycle import LifecyclePeriod
 from shared.analytics.query import Grain
-from shared.analytics.redemption import BreakagePeriod, RedemptionPeriod
+from shared.analytics.redemption import BreakagePeriod
 from shared.analytics.retention import RetentionMatrix
 from shared.campaigns.definitions import Campaign
 from shared.program import CURRENCY_EXPONENTS
@@ -302,6 +302,10 @@ ALERT_STATES = {
 }
 
 
+def alert_value(value: float | None) -> str:
+    return "no data" if value is None else f"{value:,.4g}"
+
+
 def alert_rows(alerts) -> list[dict]:
     return [
         {
@@ -309,9 +313,10 @@ def alert_rows(alerts) -> list[dict]:
             "Severity": alert.severity,
             "Rule": alert.rule_name,
             "For": alert.scope_label,
-            "Value": "no data" if alert.value is None else f"{alert.value:,.4g}",
+            "Value": alert_value(alert.value),
             "Threshold": f"{alert.comparator} {alert.threshold:g}",
             "Since": alert.since,
+            "Owner": alert.owner,
         }
         for alert in alerts
     ]
@@ -528,8 +533,8 @@ def _median(curve: SurvivalCurve) -> str:
 
 
 def redemption_tiles(
-    current: RedemptionPeriod,
-    previous: RedemptionPeriod | None,
+    current: ActivityPeriod,
+    previous: ActivityPeriod | None,
     breakage_now: BreakagePeriod | None,
     breakage_before: BreakagePeriod | None,
     curve: SurvivalCurve,

@@ -64,8 +64,6 @@ def pg_queries(as_of: date, ctx: dict) -> list[tuple[str, Query]]:
         ("members lapsed in the last month (10,000)",
          lifecycle.member_states("month", month, as_of, states=("lapsed",), limit=10_000)),
         ("inter-purchase gaps", lifecycle.active_day_gaps()),
-        ("burn/earn + redeemer penetration, months",
-         redemption.burn_and_penetration("month", MetricScope(), as_of)),
         ("time to first redemption", redemption.time_to_first_redemption(as_of)),
         ("earned-at -> redeemed-at flows, 12 months", redemption.flows(MetricScope(year_ago, as_of))),
         ("breakage, months", redemption.breakage("month", MetricScope(), as_of)),

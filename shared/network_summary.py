@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, select
 
-from shared.tables import member_balances, members, merchants, stores
+from shared.tables import members, merchants, stores
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,8 +15,6 @@ class NetworkSummary:
     suspended_merchants: int
     open_stores: int
     active_members: int
-    members_enrolled_last_30_days: int
-    points_outstanding: int  # the members' balances: points HQ owes the network
 
 
 def network_summary(connection: Connection) -> NetworkSummary:
@@ -33,13 +31,5 @@ def network_summary(connection: Connection) -> NetworkSummary:
         ),
         active_members=connection.scalar(
             select(func.count()).select_from(members).where(members.c.status == "active")
-        ),
-        members_enrolled_last_30_days=connection.scalar(
-            select(func.count())
-            .select_from(members)
-            .where(members.c.enrolled_at >= func.now() - func.make_interval(0, 0, 0, 30))
-        ),
-        points_outstanding=int(
-            connection.scalar(select(func.coalesce(func.sum(member_balances.c.balance), 0)))
         ),
     )

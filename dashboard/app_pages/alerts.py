@@ -5,35 +5,15 @@ from datetime import timedelta
 
 import streamlit as st
 
-from dashboard import alert_charts, auth, views
+from dashboard import auth, charts, data, views
 from dashboard.data import engine
-from shared.alerts import backtest, definitions, reads
+from shared.alerts import definitions
 from shared.alerts.metrics import METRICS
 from shared.alerts.rules import Comparator, NoDataPolicy, Severity
 from shared.errors import DomainError
-from shared.settings import get_settings
-
-
-@st.cache_data(ttl=30)
-def load_alerts():
-    with engine().connect() as connection:
-        events, _ = reads.list_events(connection, limit=500)
-        return reads.current_alerts(connection), events, definitions.list_rules(connection)
-
-
-@st.cache_data(ttl=300)
-def load_backtest(rule_id, days: int):
-    tiers = get_settings().program.tier_names
-    with engine().connect() as connection:
-        return backtest.backtest(connection, rule_id, days=days, tiers=tiers)
-
-
-def _value(value) -> str:
-    return "no data" if value is None else f"{value:,.4g}"
-
 
 st.title("Alerts")
-current, events, rules = load_alerts()
+current, events, rules = data.active_alerts(), data.alert_events(), data.alert_rules()
 
 firing = [alert for alert in current if alert.state == "firing"]
 firing_tile, pending_tile, no_data_tile, rules_tile = st.columns(4)
@@ -46,23 +26,7 @@ rules_tile.metric("Rules enabled", sum(rule.enabled for rule in rules))
 
 st.subheader("Now")
 if current:
-    st.dataframe(
-        [
-            {
-                "state": views.ALERT_STATES[alert.state],
-                "severity": alert.severity,
-                "rule": alert.rule_name,
-                "for": alert.scope_label,
-                "value": _value(alert.value),
-                "threshold": f"{alert.comparator} {alert.threshold:g}",
-                "since": alert.since,
-                "owner": alert.owner,
-            }
-            for alert in current
-        ],
-        hide_index=True,
-        use_container_width=True,
-    )
+    st.dataframe(views.alert_rows(current), hide_index=True, use_container_width=True)
 elif rules:
     st.success("All quiet: no alert is firing, pending or without data.")
 else:
@@ -73,7 +37,7 @@ else:
 
 st.subheader("History")
 if events:
-    st.plotly_chart(alert_charts.changes_per_day(events), use_container_width=True)
+    st.plotly_chart(charts.changes_per_day(events), use_container_width=True)
     st.dataframe(
         [
             {
@@ -81,7 +45,7 @@ if events:
                 "rule": event.rule_name,
                 "for": event.scope_label,
                 "change": f"{event.from_state} → {event.to_state}",
-                "value": _value(event.value),
+                "value": views.alert_value(event.value),
                 "severity": event.severity,
                 "notified": event.notified,
             }
@@ -99,7 +63,7 @@ chosen = choices[st.selectbox("Rule", list(choices))]
 
 if chosen is not None:
     days = st.slider("Backtest over the last days", 7, 400, 90, step=1)
-    result = load_backtest(chosen.rule_id, days)
+    result = data.alert_backtest(chosen.rule_id, days)
     fired = list(result.episodes)
     st.caption(f"{len(fired)} firing(s) in {days} days, evaluated every {result.step} from normal.")
     if fired:
@@ -109,7 +73,7 @@ if chosen is not None:
                     "for": episode.scope_label,
                     "fired": episode.fired_at,
                     "resolved": episode.resolved_at or "still firing",
-                    "worst value": _value(episode.worst_value),
+                    "worst value": views.alert_value(episode.worst_value),
                 }
                 for episode in fired
             ],
@@ -122,7 +86,7 @@ if chosen is not None:
         default = fired_labels[0] if fired_labels else next(iter(by_label))
         label = st.selectbox("Show", list(by_label), index=list(by_label).index(default))
         st.plotly_chart(
-            alert_charts.backtest_figure(
+            charts.backtest_figure(
                 by_label[label].points,
                 title=f"{chosen.name}: {label}",
                 unit=METRICS[chosen.metric].unit,

@@ -18,7 +18,7 @@ if as_of is None:
     st.stop()
 
 grain = ui.choose_one("Periods", {"month": "Monthly", "week": "Weekly"}, key="redemption_grain")
-series = data.redemption_series(filters, grain, as_of)
+series = data.activity_series(filters, grain, as_of)
 headline = periods.headline(series, filters, grain)
 if headline is None:
     ui.empty_state(views.NOTHING_SELECTED.format(what="point was earned or redeemed"))

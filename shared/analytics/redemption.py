@@ -13,7 +13,6 @@ from datetime import date
 import numpy as np
 from sqlalchemy import Integer, case, func, or_, select
 
-from shared.analytics.activity import ActivityPeriod, series
 from shared.analytics.query import (
     NETWORK,
     Grain,
@@ -25,48 +24,6 @@ from shared.analytics.query import (
     truncate,
 )
 from shared.tables import activity_members, activity_point_flows
-
-
-@dataclass(frozen=True, slots=True)
-class RedemptionPeriod:
-    period_start: date
-    complete: bool
-    points_earned_net: int  # earned by purchases, less refund clawbacks
-    points_redeemed_net: int  # redeemed, less reversals
-    redeemers: int
-    active_members: int
-
-    @property
-    def burn_earn_ratio(self) -> float | None:
-        return ratio(self.points_redeemed_net, self.points_earned_net)
-
-    @property
-    def redeemer_penetration(self) -> float | None:
-        """Share of the period's active members who redeemed."""
-        return ratio(self.redeemers, self.active_members)
-
-
-def burn_and_penetration(
-    grain: Grain, filters: MetricScope, as_of: date
-) -> Query[list[RedemptionPeriod]]:
-    """Per period: the burn/earn ratio (points, at the merchants in scope) and redeemer
-    penetration."""
-
-    periods = series(grain, filters, as_of)
-
-    def redemption_view(period: ActivityPeriod) -> RedemptionPeriod:
-        return RedemptionPeriod(
-            period.period_start,
-            period.complete,
-            period.points_earned_net,
-            period.points_redeemed_net,
-            period.redeemers,
-            period.active_members,
-        )
-
-    return Query(
-        periods.statements, lambda *rows: [redemption_view(p) for p in periods.shape(*rows)]
-    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,7 +85,7 @@ def test_a_firing_alert_its_history_and_the_rule_backtest(dashboard_database):
     app = alerts_page()
     assert _metrics(app)["Firing"] == "1"
     now = app.dataframe[0].value
-    assert list(now["for"]) == ["Quiet"] and list(now["state"]) == ["🔴 firing"]
+    assert list(now["For"]) == ["Quiet"] and list(now["State"]) == ["🔴 firing"]
     history = app.dataframe[1].value
     assert list(history["change"]) == ["pending → firing", "normal → pending"]
 

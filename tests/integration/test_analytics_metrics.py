@@ -289,9 +289,7 @@ def test_gaps_between_active_days(network):
 
 
 def test_burn_earn_and_redeemer_penetration(network):
-    periods = by_period(
-        query(network, redemption.burn_and_penetration("month", MetricScope(), AS_OF))
-    )
+    periods = by_period(query(network, activity.series("month", MetricScope(), AS_OF)))
     january, february = periods[date(2026, 1, 1)], periods[date(2026, 2, 1)]
     assert (january.points_earned_net, january.points_redeemed_net) == (70, 0)
     assert january.burn_earn_ratio == 0
@@ -392,7 +390,6 @@ def every_metric() -> list:
         retention.matrix("week", AS_OF, acquiring_merchant_ids=(A,), cohorts_from=date(2026, 1, 1)),
         lifecycle.states("week", date(2026, 1, 1), AS_OF, AS_OF, 40),
         lifecycle.active_day_gaps(date(2026, 1, 1), AS_OF),
-        redemption.burn_and_penetration("month", MetricScope(merchant_ids=(B, C)), AS_OF),
         redemption.time_to_first_redemption(AS_OF, acquiring_merchant_ids=(A,), tiers=("gold",)),
         redemption.flows(MetricScope(merchant_ids=(B,))),
         redemption.breakage("week", MetricScope(), AS_OF),
