@@ -47,12 +47,14 @@ import math
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import Decimal, localcontext
 from typing import Literal
 
 import numpy as np
 from scipy import stats
 from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
+
+from shared.settlement.rules import round_minor
 
 SRM_P_THRESHOLD = 0.001
 RATIO_DECIMALS = 4
@@ -427,11 +429,6 @@ def sample_ratio_mismatch(
 # --- money ------------------------------------------------------------------------------
 
 
-def _to_minor(value: Decimal) -> int:
-    """The one rounding step of the money results: half away from zero to a whole minor unit."""
-    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
-
-
 def incremental_revenue(lift: LiftEstimate, treated_members: int) -> IncrementalRevenue:
     """Total incremental revenue: mean lift per treated member x treated members, with the
     interval scaled the same way. `lift` must be a lift of spend per member in minor units
@@ -446,7 +443,7 @@ def incremental_revenue(lift: LiftEstimate, treated_members: int) -> Incremental
         # repr: the shortest decimal that reads back as the float, so 12.5 is 12.5 exactly;
         # the wide context keeps the product exact, so rounding happens once.
         with localcontext(prec=200):
-            return _to_minor(Decimal(repr(per_member)) * members)
+            return round_minor(Decimal(repr(per_member)) * members)
 
     return IncrementalRevenue(
         treated_members=treated_members,

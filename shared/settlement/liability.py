@@ -97,7 +97,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import (
     ROUND_HALF_EVEN,
-    ROUND_HALF_UP,
     Context,
     Decimal,
     DivisionByZero,
@@ -112,6 +111,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared import snapshots
 from shared.program import ProgramRules
+from shared.settlement.rules import round_minor
 from shared.tables import allocations, ledger_transactions, lots, report_snapshots
 
 # Program settings this module needs; ProgramRules will carry them (the keyword arguments
@@ -311,11 +311,6 @@ class RollForwardLine:
     other_minor: int
     change_in_estimate_minor: int
     closing_minor: int
-
-
-def round_minor(amount: Decimal) -> int:
-    """Money to the minor unit: ROUND_HALF_UP, i.e. halves away from zero (-2.5 -> -3)."""
-    return int(amount.to_integral_value(rounding=ROUND_HALF_UP))
 
 
 def _next_month(month: date) -> date:

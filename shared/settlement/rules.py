@@ -38,10 +38,15 @@ LINE_ORDER = (
 CORRECTIONS = (REFUND_CLAWBACKS, REDEMPTION_REVERSALS)
 
 
+def round_minor(amount: Decimal) -> int:
+    """Money to the minor unit, the programme's one rounding: ROUND_HALF_UP, i.e. halves
+    away from zero (2.5 -> 3, -2.5 -> -3)."""
+    return int(amount.to_integral_value(rounding=ROUND_HALF_UP))
+
+
 def money_minor(points: int, rate: Decimal, exponent: int) -> int:
     """points x rate (major units per point) in minor units, rounded half away from zero."""
-    exact = Decimal(points) * rate * (Decimal(10) ** exponent)
-    return int(exact.to_integral_value(rounding=ROUND_HALF_UP))
+    return round_minor(Decimal(points) * rate * (Decimal(10) ** exponent))
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,8 +61,21 @@ def test_each_line_rounds_once_and_the_net_adds_the_rounded_lines(
     exact = [Decimal(line.points) * line.rate * 100 for line in lines]
     for line, value in zip(lines, exact, strict=True):
         assert abs(value - line.amount_minor) <= Decimal("0.5")
-    # The net is off the exact total by the lines' own roundings only (never re-rounded).
-    assert abs(sum(exact, Decimal(0)) - net_minor(lines)) <= Decimal("0.5") * len(lines)
+
+
+def test_the_net_adds_the_rounded_lines_and_is_never_rounded_again():
+    """1 point issued at $0.005 is 0.5 cent, rounded to 1; 1 point redeemed at $0.002 is
+    -0.2 cent, rounded to 0. The net is their sum, 1 cent, where rounding the exact total
+    (0.3 cent) would give 0."""
+    lines = statement_lines(
+        MerchantActivity(issued=1, redeemed=1), issuance_price=Decimal("0.005"),
+        redemption_rate=Decimal("0.002"), breakage_share_percent=Decimal("0"), exponent=2,
+    )  # fmt: skip
+    assert [(line.line, line.amount_minor) for line in lines] == [
+        ("points_issued", 1),
+        ("points_redeemed", 0),
+    ]
+    assert net_minor(lines) == 1
 
 
 def test_periods_follow_the_programme_time_zone_across_daylight_saving():
