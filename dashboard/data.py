@@ -186,16 +186,12 @@ def retention_matrix(
 def lapse_threshold(as_of: date) -> tuple[int, int]:
     """The default lapse threshold in days (segments.py's percentile of every gap between
     consecutive active days), and how many gaps it comes from."""
-    import numpy as np
-
     from shared.analytics.segments import lapse_threshold_days
 
     histogram = _query(lifecycle.active_day_gaps(end=as_of))
-    gaps = np.repeat(
-        np.array([gap for gap, _ in histogram.counts], dtype=np.int32),
-        np.array([count for _, count in histogram.counts], dtype=np.int64),
-    )
-    return lapse_threshold_days(gaps), histogram.gaps
+    gaps = [gap for gap, _ in histogram.counts]
+    counts = [count for _, count in histogram.counts]
+    return lapse_threshold_days(gaps, counts=counts), histogram.gaps
 
 
 @st.cache_data(ttl=LIVE, show_spinner=False)

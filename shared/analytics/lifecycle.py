@@ -37,14 +37,13 @@ from shared.analytics.query import (
     ratio,
 )
 from shared.analytics.retention import CohortGrain
+from shared.analytics.segments import DEFAULT_LAPSE_DAYS
 from shared.tables import (
     activity_enrolments,
     activity_member_days,
     activity_members,
     activity_spells,
 )
-
-DEFAULT_LAPSE_DAYS = 90
 
 
 @dataclass(frozen=True, slots=True)

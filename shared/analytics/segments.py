@@ -101,6 +101,7 @@ MINIMUM_GAPS = 100
 def lapse_threshold_days(
     gaps_days: ArrayLike,
     *,
+    counts: ArrayLike | None = None,
     quantile: float = LAPSE_QUANTILE,
     minimum_gaps: int = MINIMUM_GAPS,
     fallback_days: int = DEFAULT_LAPSE_DAYS,
@@ -115,15 +116,21 @@ def lapse_threshold_days(
 
     Known biases, both towards a shorter threshold: frequent buyers contribute more gaps,
     and gaps still open at the as-of date (or longer than the window) are not observed.
+
+    `counts` gives how many gaps each value stands for (a histogram: a million members'
+    gaps need not be expanded one by one).
     """
     gaps = np.asarray(gaps_days, dtype=np.float64)
+    weights = np.ones_like(gaps) if counts is None else np.asarray(counts, dtype=np.float64)
     if gaps.ndim != 1 or np.any(~np.isfinite(gaps)) or np.any(gaps <= 0):
         raise ValueError("gaps must be positive numbers of days")
+    if weights.shape != gaps.shape or np.any(weights < 0):
+        raise ValueError("counts must be one non-negative number per gap")
     if not 0 < quantile < 1:
         raise ValueError("quantile must be between 0 and 1")
-    if len(gaps) < minimum_gaps:
+    if weights.sum() < minimum_gaps:
         return fallback_days
-    return math.ceil(np.quantile(gaps, quantile, method="inverted_cdf"))
+    return math.ceil(np.quantile(gaps, quantile, method="inverted_cdf", weights=weights))
 
 
 def grouped_quintile_scores(

@@ -99,8 +99,15 @@ def test_lapse_threshold_is_the_90th_percentile_of_gaps():
     assert lapse_threshold_days(np.r_[np.full(95, 3), np.full(5, 400)]) == 3
 
 
+def test_lapse_threshold_from_a_histogram_equals_the_expanded_gaps():
+    """95 gaps of 3 days and 5 of 400, as a histogram: the 90th percentile is 3; with 15 of
+    400 instead it is 400."""
+    assert lapse_threshold_days([3, 400], counts=[95, 5]) == 3
+    assert lapse_threshold_days([3, 400], counts=[85, 15]) == 400
+    assert lapse_threshold_days([3, 400], counts=[50, 40]) == DEFAULT_LAPSE_DAYS  # 90 gaps
+
+
 def test_lapse_threshold_falls_back_with_too_few_gaps():
-    assert DEFAULT_LAPSE_DAYS == 90
     assert lapse_threshold_days(np.arange(1, 100)) == 90  # 99 gaps: not enough
     assert lapse_threshold_days([]) == 90
     assert lapse_threshold_days([5, 6, 7], minimum_gaps=3) == 7
