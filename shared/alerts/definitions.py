@@ -177,10 +177,14 @@ def get_rule(connection: Connection, rule_id: uuid.UUID, *, for_update: bool = F
     return rule_from_row(row)
 
 
-def list_rules(connection: Connection, *, include_disabled: bool = True) -> list[Rule]:
+def live_rules():
+    """The rules that are evaluated and whose alerts count: enabled, not deleted."""
+    return alert_rules.c.enabled & alert_rules.c.archived_at.is_(None)
+
+
+def list_rules(connection: Connection) -> list[Rule]:
+    """Every rule not deleted, the disabled ones included."""
     statement = select(alert_rules).where(alert_rules.c.archived_at.is_(None))
-    if not include_disabled:
-        statement = statement.where(alert_rules.c.enabled)
     return [rule_from_row(row) for row in connection.execute(statement.order_by("name"))]
 
 

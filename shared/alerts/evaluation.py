@@ -23,7 +23,7 @@ import msgspec
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.dialects.postgresql import insert
 
-from shared.alerts.definitions import Rule, get_rule
+from shared.alerts.definitions import Rule, get_rule, live_rules
 from shared.alerts.metrics import measure
 from shared.alerts.rules import Change, InstanceState, Severity, State, step, tick_of
 from shared.tables import (
@@ -249,9 +249,7 @@ def evaluate_all(
         at = at or connection.scalar(select(func.now()))
         rule_ids = list(
             connection.execute(
-                select(alert_rules.c.rule_id)
-                .where(alert_rules.c.enabled, alert_rules.c.archived_at.is_(None))
-                .order_by(alert_rules.c.name)
+                select(alert_rules.c.rule_id).where(live_rules()).order_by(alert_rules.c.name)
             ).scalars()
         )
     evaluations, failures = [], []

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, func, select
 
+from shared.alerts.definitions import live_rules
 from shared.alerts.evaluation import scope_labels
 from shared.alerts.rules import State
 from shared.tables import alert_events, alert_instances, alert_rules
@@ -16,16 +17,12 @@ from shared.tables import alert_events, alert_instances, alert_rules
 ACTIVE_STATES = (State.PENDING, State.FIRING, State.RECOVERING, State.NO_DATA)
 
 
-def _live_rules():
-    return alert_rules.c.enabled & alert_rules.c.archived_at.is_(None)
-
-
 def firing_count(connection: Connection) -> int:
     """Alerts firing now, for the dashboard's sidebar badge (disabled rules' left out)."""
     return connection.scalar(
         select(func.count())
         .select_from(alert_instances.join(alert_rules))
-        .where(alert_instances.c.state == State.FIRING.value, _live_rules())
+        .where(alert_instances.c.state == State.FIRING.value, live_rules())
     )
 
 
@@ -77,7 +74,7 @@ def current_alerts(connection: Connection, states: Sequence[State] = ACTIVE_STAT
             alert_rules.c.threshold,
         )
         .select_from(alert_instances.join(alert_rules))
-        .where(alert_instances.c.state.in_([state.value for state in states]), _live_rules())
+        .where(alert_instances.c.state.in_([state.value for state in states]), live_rules())
     ).all()
     alerts = _labelled(
         connection,
