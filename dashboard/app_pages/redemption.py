@@ -3,7 +3,7 @@ redeem, where points earned at one partner are spent, what expires, and the liab
 
 import streamlit as st
 
-from dashboard import charts, data, periods, ui, views
+from dashboard import charts, data, periods, sections, ui, views
 from dashboard.filters import current_filters
 
 filters = current_filters()
@@ -70,15 +70,9 @@ if flows:
 else:
     ui.empty_state(views.NOTHING_SELECTED.format(what="point was redeemed"))
 
-ui.section("Points liability")
-report = data.liability_report(views.liability_as_of(filters))
-ui.figure_tiles(views.liability_tiles(report))
-if report.outstanding_points or any(line.issued_points for line in report.roll_forward):
-    ui.chart(
-        charts.liability_roll_forward(report),
-        how="As on the Merchants & settlement page: opening + issued - redeemed - expired + "
-        "other + change in the breakage estimate = closing, month by month at the value per "
-        "point in force. The network's, whatever the filters (docs/settlement.md).",
-    )
-else:
-    ui.empty_state("No points have been issued yet: there is no liability to roll forward.")
+sections.points_liability(
+    filters,
+    how="As on the Merchants & settlement page: opening + issued - redeemed - expired + "
+    "other + change in the breakage estimate = closing, month by month at the value per "
+    "point in force. The network's, whatever the filters (docs/settlement.md).",
+)

@@ -3,7 +3,7 @@ whose points, and the points liability."""
 
 import streamlit as st
 
-from dashboard import charts, data, ui, views
+from dashboard import charts, data, sections, ui, views
 from dashboard import formats as fmt
 from dashboard.filters import current_filters
 
@@ -76,17 +76,10 @@ else:
     else:
         ui.empty_state("No points changed hands between the selected merchants this period.")
 
-ui.section("Points liability")
-report = data.liability_report(views.liability_as_of(filters))
-ui.figure_tiles(views.liability_tiles(report))
-if report.outstanding_points or any(line.issued_points for line in report.roll_forward):
-    ui.chart(
-        charts.liability_roll_forward(report),
-        how="IFRS 15 style: opening + issued - redeemed - expired + other + change in the "
-        "breakage estimate = closing, each month's movements at the value per point in force "
-        "during it; the network's, whatever the filters (docs/settlement.md).",
-    )
-    with ui.details("Month by month"):
-        ui.table(views.roll_forward_rows(report))
-else:
-    ui.empty_state("No points have been issued yet: there is no liability to roll forward.")
+sections.points_liability(
+    filters,
+    how="IFRS 15 style: opening + issued - redeemed - expired + other + change in the "
+    "breakage estimate = closing, each month's movements at the value per point in force "
+    "during it; the network's, whatever the filters (docs/settlement.md).",
+    month_by_month=True,
+)
