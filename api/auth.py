@@ -1,4 +1,8 @@
-"""API-key authentication (middleware) and role guards (plain functions)."""
+"""API-key authentication (middleware) and role guards (plain functions).
+
+The guards are coroutines although they never await: Litestar runs a synchronous guard in a
+worker thread, and that hand-off cost more than the rest of the request's routing.
+"""
 
 from __future__ import annotations
 
@@ -44,22 +48,22 @@ def _principal(connection: ASGIConnection) -> Principal:
     return connection.user
 
 
-def hq_admin(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+async def hq_admin(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     if _principal(connection).role is not Role.HQ_ADMIN:
         raise Forbidden("This operation needs an hq_admin key.")
 
 
-def hq_reader(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+async def hq_reader(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     if not _principal(connection).is_hq:
         raise Forbidden("This operation needs an HQ key (hq_admin or hq_analyst).")
 
 
-def writer(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+async def writer(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     """Merchants and HQ admins write; analysts only read."""
     if _principal(connection).role is Role.HQ_ANALYST:
         raise Forbidden("hq_analyst keys are read-only.")
 
 
-def merchant_only(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+async def merchant_only(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     if _principal(connection).role is not Role.MERCHANT:
         raise Forbidden("This operation needs a merchant key.")

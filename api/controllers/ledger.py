@@ -8,7 +8,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, JSONBody
 
 from api.auth import merchant_only
-from api.dependencies import Caller, Config, Transaction
+from api.dependencies import Caller, Transaction
 from api.idempotency import run_once
 from api.problems import problem_responses
 from api.schemas.ledger import (
@@ -64,11 +64,8 @@ class LedgerController(Controller):
         self,
         request: Request,
         data: JSONBody[EarnIn],
-        transaction: Transaction,
-        principal: Caller,
-        settings: Config,
     ) -> Response[EarnOut]:
-        async def operation() -> EarnOut:
+        async def operation(transaction, principal, settings) -> EarnOut:
             result = await earning.earn(
                 transaction,
                 principal,
@@ -85,7 +82,7 @@ class LedgerController(Controller):
             )
             return to_wire(result, EarnOut)
 
-        return await run_once(request, transaction, principal, data, operation)
+        return await run_once(request, data, operation)
 
     @post(
         "/v1/redemptions",
@@ -96,11 +93,8 @@ class LedgerController(Controller):
         self,
         request: Request,
         data: JSONBody[RedeemIn],
-        transaction: Transaction,
-        principal: Caller,
-        settings: Config,
     ) -> Response[RedemptionOut]:
-        async def operation() -> RedemptionOut:
+        async def operation(transaction, principal, settings) -> RedemptionOut:
             result = await redemption.redeem(
                 transaction,
                 principal,
@@ -116,7 +110,7 @@ class LedgerController(Controller):
             )
             return to_wire(result, RedemptionOut)
 
-        return await run_once(request, transaction, principal, data, operation)
+        return await run_once(request, data, operation)
 
     @post(
         "/v1/holds",
@@ -127,11 +121,8 @@ class LedgerController(Controller):
         self,
         request: Request,
         data: JSONBody[HoldIn],
-        transaction: Transaction,
-        principal: Caller,
-        settings: Config,
     ) -> Response[HoldOut]:
-        async def operation() -> HoldOut:
+        async def operation(transaction, principal, settings) -> HoldOut:
             hold = await redemption.create_hold(
                 transaction,
                 principal,
@@ -146,7 +137,7 @@ class LedgerController(Controller):
             )
             return to_wire(hold, HoldOut)
 
-        return await run_once(request, transaction, principal, data, operation)
+        return await run_once(request, data, operation)
 
     @get(
         "/v1/holds/{hold_id:uuid}",
@@ -171,11 +162,8 @@ class LedgerController(Controller):
         request: Request,
         hold_id: FromPath[uuid.UUID],
         data: JSONBody[CaptureIn],
-        transaction: Transaction,
-        principal: Caller,
-        settings: Config,
     ) -> Response[RedemptionOut]:
-        async def operation() -> RedemptionOut:
+        async def operation(transaction, principal, settings) -> RedemptionOut:
             result = await redemption.capture_hold(
                 transaction,
                 principal,
@@ -186,7 +174,7 @@ class LedgerController(Controller):
             )
             return to_wire(result, RedemptionOut)
 
-        return await run_once(request, transaction, principal, data, operation)
+        return await run_once(request, data, operation)
 
     @post(
         "/v1/holds/{hold_id:uuid}/void",
@@ -200,16 +188,14 @@ class LedgerController(Controller):
         request: Request,
         hold_id: FromPath[uuid.UUID],
         data: JSONBody[EmptyIn],
-        transaction: Transaction,
-        principal: Caller,
     ) -> Response[HoldOut]:
-        async def operation() -> HoldOut:
+        async def operation(transaction, principal, settings) -> HoldOut:
             hold = await redemption.void_hold(
                 transaction, principal, merchant_id=principal.require_merchant(), hold_id=hold_id
             )
             return to_wire(hold, HoldOut)
 
-        return await run_once(request, transaction, principal, data, operation, status_code=200)
+        return await run_once(request, data, operation, status_code=200)
 
     @post(
         "/v1/transactions/{transaction_id:uuid}/refunds",
@@ -228,10 +214,8 @@ class LedgerController(Controller):
         request: Request,
         transaction_id: FromPath[uuid.UUID],
         data: JSONBody[RefundIn],
-        transaction: Transaction,
-        principal: Caller,
     ) -> Response[CorrectionOut]:
-        async def operation() -> CorrectionOut:
+        async def operation(transaction, principal, settings) -> CorrectionOut:
             result = await corrections.refund(
                 transaction,
                 principal,
@@ -242,7 +226,7 @@ class LedgerController(Controller):
             )
             return to_wire(result, CorrectionOut)
 
-        return await run_once(request, transaction, principal, data, operation)
+        return await run_once(request, data, operation)
 
     @post(
         "/v1/transactions/{transaction_id:uuid}/reversal",
@@ -260,11 +244,8 @@ class LedgerController(Controller):
         request: Request,
         transaction_id: FromPath[uuid.UUID],
         data: JSONBody[EmptyIn],
-        transaction: Transaction,
-        principal: Caller,
-        settings: Config,
     ) -> Response[CorrectionOut]:
-        async def operation() -> CorrectionOut:
+        async def operation(transaction, principal, settings) -> CorrectionOut:
             result = await corrections.reverse_redemption(
                 transaction,
                 principal,
@@ -275,4 +256,4 @@ class LedgerController(Controller):
             )
             return to_wire(result, CorrectionOut)
 
-        return await run_once(request, transaction, principal, data, operation)
+        return await run_once(request, data, operation)

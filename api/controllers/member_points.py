@@ -137,11 +137,8 @@ class MemberPointsController(Controller):
         request: Request,
         member_id: FromPath[uuid.UUID],
         data: JSONBody[AdjustmentIn],
-        transaction: Transaction,
-        principal: Caller,
-        settings: Config,
     ) -> Response[CorrectionOut]:
-        async def operation() -> CorrectionOut:
+        async def operation(transaction, principal, settings) -> CorrectionOut:
             result = await corrections.adjust(
                 transaction,
                 principal,
@@ -152,7 +149,7 @@ class MemberPointsController(Controller):
             )
             return to_wire(result, CorrectionOut)
 
-        return await run_once(request, transaction, principal, data, operation)
+        return await run_once(request, data, operation)
 
 
 class HqPointsController(Controller):
@@ -181,11 +178,8 @@ class HqPointsController(Controller):
         self,
         request: Request,
         data: JSONBody[TransferIn],
-        transaction: Transaction,
-        principal: Caller,
-        settings: Config,
     ) -> Response[TransferOut]:
-        async def operation() -> TransferOut:
+        async def operation(transaction, principal, settings) -> TransferOut:
             result = await transfers.transfer(
                 transaction,
                 principal,
@@ -197,7 +191,7 @@ class HqPointsController(Controller):
             )
             return to_wire(result, TransferOut)
 
-        return await run_once(request, transaction, principal, data, operation)
+        return await run_once(request, data, operation)
 
     @get(
         "/v1/hq/expiring-points",
