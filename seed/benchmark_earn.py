@@ -10,9 +10,11 @@ server as the product, and prints one JSON document with both results and their 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -22,6 +24,7 @@ import time
 import uuid
 from pathlib import Path
 
+import psutil
 from sqlalchemy import create_engine, text
 
 from shared.database.bootstrap import ensure_database
@@ -48,6 +51,39 @@ request = function()
   return wrk.format("POST", "/v1/earn", nil, body)
 end
 """
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU used so far by this machine's PostgreSQL: live processes plus the exited backends
+    the postmaster has reaped (pgbench's connections end before the second reading)."""
+    total = 0.0
+    for process in psutil.process_iter(["name", "cpu_times"]):
+        if process.info["name"] != "postgres" or process.info["cpu_times"] is None:
+            continue
+        times = process.info["cpu_times"]
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
+def tree_cpu_seconds(root: psutil.Process) -> float:
+    """CPU used so far by a process and its live children (the API's uvicorn workers)."""
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def children_cpu_seconds() -> float:
+    """CPU of this process's exited children: wrk and pgbench, the load generators."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_per_operation(start: dict[str, float], end: dict[str, float], operations: float) -> dict:
+    """Milliseconds of CPU per request (or per transaction), by process."""
+    return {name: round((end[name] - start[name]) * 1000 / operations, 3) for name in start}
 
 
 def _free_port() -> int:
@@ -137,6 +173,7 @@ def run_wrk(url: str, key: str, cards: list[str], connections: int, duration: in
     latency = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", output, re.MULTILINE))
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return {
+        "requests": int(re.search(r"(\d+) requests in", output).group(1)),
         "requests_per_second": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
         "latency_p50": latency.get("50"),
         "latency_p90": latency.get("90"),
@@ -161,15 +198,25 @@ def run_pgbench(server, duration: int) -> dict:
     dsn = url.render_as_string(hide_password=False)
     binary = _pgbench_binary()
     subprocess.run([binary, "-i", "-s", "10", "-q", dsn], capture_output=True, check=True)
+    before = {"postgres": postgres_cpu_seconds(), "pgbench": children_cpu_seconds()}
     output = subprocess.run(
         [binary, "-c", "8", "-j", "2", "-T", str(duration), "-r", dsn],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
+    after = {"postgres": postgres_cpu_seconds(), "pgbench": children_cpu_seconds()}
     tps = float(re.search(r"tps = ([\d.]+) \(without initial connection time\)", output).group(1))
     latency = float(re.search(r"latency average = ([\d.]+) ms", output).group(1))
-    return {"tps": tps, "latency_average_ms": latency, "raw": output}
+    transactions = int(
+        re.search(r"number of transactions actually processed: (\d+)", output).group(1)
+    )
+    return {
+        "tps": tps,
+        "latency_average_ms": latency,
+        "cpu_ms_per_transaction": cpu_per_operation(before, after, transactions),
+        "raw": output,
+    }
 
 
 def main() -> None:
@@ -224,8 +271,21 @@ def main() -> None:
             except httpx.HTTPError:
                 time.sleep(0.2)
         run_wrk(f"http://127.0.0.1:{port}", key, cards, arguments.connections, 3)  # warm-up
+        api_process = psutil.Process(api.pid)
+
+        def readings() -> dict[str, float]:
+            return {
+                "api": tree_cpu_seconds(api_process),
+                "postgres": postgres_cpu_seconds(),
+                "wrk": children_cpu_seconds(),
+            }
+
+        before = readings()
         earn = run_wrk(
             f"http://127.0.0.1:{port}", key, cards, arguments.connections, arguments.duration
+        )
+        earn["cpu_ms_per_request"] = cpu_per_operation(
+            before, readings(), earn.pop("requests") or 1
         )
     finally:
         api.terminate()
