@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared import idempotency
 from shared.access import Principal
+from shared.errors import DomainError
 from shared.settings import Settings
 
 REPLAY_HEADER = "Idempotent-Replayed"
@@ -17,11 +18,15 @@ REPLAY_HEADER = "Idempotent-Replayed"
 Operation = Callable[[AsyncConnection, Principal, Settings], Awaitable[msgspec.Struct]]
 
 
+class _KeyTaken(Exception):
+    """Raised inside the write's transaction to roll back its effect: the key has another."""
+
+
 async def run_once(
     request: Request, data: msgspec.Struct, operation: Operation, status_code: int = 201
 ) -> Response:
-    """Claim the key, run the operation, store and return its response (or replay it): one
-    transaction, committed before the response is sent and rolled back by any error.
+    """Run the operation and record its response under the key in one transaction, committed
+    before the response is sent; or replay the response the key already has.
 
     The write opens that transaction itself rather than taking the `transaction`, `principal`
     and `settings` dependencies: Litestar resolves independent dependencies in an anyio task
@@ -38,8 +43,16 @@ async def run_once(
         request.method, request.url.path, msgspec.json.encode(data)
     )
     scope = idempotency.scope_of(principal)
-    async with engine.begin() as transaction:
-        stored = await idempotency.claim(transaction, scope, key, fingerprint)
+    try:
+        async with engine.begin() as transaction:
+            body = msgspec.json.encode(await operation(transaction, principal, settings))
+            if not await idempotency.record(
+                transaction, scope, key, fingerprint, status_code, body
+            ):
+                raise _KeyTaken
+    except (_KeyTaken, DomainError) as error:
+        async with engine.connect() as connection:
+            stored = await idempotency.stored_response(connection, scope, key, fingerprint)
         if stored is not None:
             return Response(
                 content=stored.body,
@@ -47,6 +60,7 @@ async def run_once(
                 media_type=MediaType.JSON,
                 headers={REPLAY_HEADER: "true"},
             )
-        body = msgspec.json.encode(await operation(transaction, principal, settings))
-        await idempotency.complete(transaction, scope, key, status_code, body)
+        if isinstance(error, _KeyTaken):  # taken, then gone (a purge of old keys): free again
+            return await run_once(request, data, operation, status_code)
+        raise
     return Response(content=body, status_code=status_code, media_type=MediaType.JSON)

@@ -214,3 +214,58 @@ async def test_hq_writes_are_idempotent_too(client, shop, member, keys, sync_eng
     assert len({response.text for response in responses}) == 1
     assert transactions(sync_engine, "adjustment") == 1
     assert stored(sync_engine, member) == (25, 0)
+
+
+async def test_a_retry_that_would_now_fail_replays_the_original_success(
+    client, shop, member, sync_engine
+):
+    """The key is recorded at the end of the write, so a retry runs the operation again
+    before it finds the key: a redemption retried after the points were spent elsewhere,
+    a hold retried after it reserved them, a reversal retried after it reversed, each get
+    their original answer and write nothing."""
+    await earned(client, shop, member, 10_000)  # 100
+    spend = {"member": by_id(member), "points": 80, "currency": "USD"}
+    spend_headers = {**shop.headers, "Idempotency-Key": "spend-80"}
+    first = await client.post("/v1/redemptions", json=spend, headers=spend_headers)
+    assert first.status_code == 201, first.text
+    reserve = {"member": by_id(member), "points": 20}
+    reserve_headers = {**shop.headers, "Idempotency-Key": "hold-20"}
+    held = await client.post("/v1/holds", json=reserve, headers=reserve_headers)
+    assert held.status_code == 201, held.text
+    reversal_headers = {**shop.headers, "Idempotency-Key": "reverse-spend-80"}
+    reversal_path = f"/v1/transactions/{first.json()['transactionId']}/reversal"
+    reversed_ = await client.post(reversal_path, json={}, headers=reversal_headers)
+    assert reversed_.status_code == 201, reversed_.text
+    await client.post(  # spend the 80 that came back, so a second redemption of 80 fails
+        "/v1/redemptions",
+        json=spend,
+        headers={**shop.headers, "Idempotency-Key": "spend-80-again"},
+    )
+    before = row_counts(sync_engine)
+
+    for path, body, headers, original in [
+        ("/v1/redemptions", spend, spend_headers, first),
+        ("/v1/holds", reserve, reserve_headers, held),
+        (reversal_path, {}, reversal_headers, reversed_),
+    ]:
+        retry = await client.post(path, json=body, headers=headers)
+        assert retry.status_code == 201, (path, retry.text)
+        assert retry.headers["idempotent-replayed"] == "true"
+        assert retry.content == original.content
+    assert row_counts(sync_engine) == before
+    assert transactions(sync_engine, "redeem") == 2
+    assert transactions(sync_engine, "reversal") == 1
+
+
+async def test_a_reused_key_is_refused_even_when_the_new_request_would_fail(
+    client, shop, member, sync_engine
+):
+    await earn(client, shop, member, 10_000, key="basket-7")  # 100 points
+    before = row_counts(sync_engine)
+    too_much = await client.post(
+        "/v1/redemptions",
+        json={"member": by_id(member), "points": 5_000, "currency": "USD"},
+        headers={**shop.headers, "Idempotency-Key": "basket-7"},
+    )
+    assert_problem(too_much, 409, "idempotency-key-reused")
+    assert row_counts(sync_engine) == before
