@@ -90,7 +90,7 @@ CHECKS = (
     ),
     Check(
         "idempotency",
-        "every claimed idempotency key has its stored response",
+        "every recorded idempotency key has its stored response",
         "SELECT scope_id, idempotency_key FROM idempotency_records WHERE status_code IS NULL",
     ),
     Check(
