@@ -30,7 +30,7 @@ async def run_once(
 
     The write opens that transaction itself rather than taking the `transaction`, `principal`
     and `settings` dependencies: Litestar resolves independent dependencies in an anyio task
-    group, which cost a till's request more than its routing, guards and body decoding.
+    group, which was 8 % of an API worker's CPU samples under the earn benchmark.
     """
     principal: Principal = request.user
     settings: Settings = request.app.state.settings
