@@ -373,8 +373,8 @@ idempotency_records = Table(
     Column("scope_id", UUID(as_uuid=True), primary_key=True),
     Column("idempotency_key", Text, primary_key=True),
     Column("request_hash", LargeBinary, nullable=False),
-    Column("status_code", BigInteger, nullable=False),
-    Column("response_body", LargeBinary, nullable=False),
+    Column("status_code", BigInteger),
+    Column("response_body", LargeBinary),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
 )
 

@@ -89,6 +89,11 @@ CHECKS = (
         "UNION ALL SELECT member_id, debt, NULL FROM member_balances WHERE debt < 0",
     ),
     Check(
+        "idempotency",
+        "every recorded idempotency key has its stored response",
+        "SELECT scope_id, idempotency_key FROM idempotency_records WHERE status_code IS NULL",
+    ),
+    Check(
         "single reversal",
         "a redemption is reversed at most once",
         "SELECT member_id, original_transaction_id, count(*) FROM ledger_transactions "
