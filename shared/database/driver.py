@@ -12,7 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 async def driver(connection: AsyncConnection) -> asyncpg.Connection:
-    raw = await connection.get_raw_connection()
+    sync = connection.sync_connection
+    if sync is not None and not sync.invalidated and not sync.closed:
+        # Checked out already: a plain attribute read. `get_raw_connection` would hop through
+        # a greenlet for it, about 15 µs of CPU per statement on the hot path.
+        raw = sync.connection
+    else:
+        raw = await connection.get_raw_connection()
     database = raw.driver_connection
     if connection.in_transaction() and not database.is_in_transaction():
         # SQLAlchemy's asyncpg adapter sends BEGIN lazily, with its own first statement: a
