@@ -22,8 +22,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import psutil
 from sqlalchemy import create_engine, text
 
@@ -145,10 +147,25 @@ def prepare(url, members: int) -> tuple[str, list[str]]:
 
 
 def run_wrk(url: str, key: str, cards: list[str], connections: int, duration: int) -> dict:
+    return run_wrk_script(
+        url, WRK_SCRIPT, connections, duration, "\n".join(cards), [f"Authorization: Bearer {key}"]
+    )
+
+
+def run_wrk_script(
+    url: str,
+    script: str,
+    connections: int,
+    duration: int,
+    script_input: str = "",
+    headers: list[str] = (),
+) -> dict:
+    """wrk with a Lua script that reads `script_input` (a file path as its argument)."""
     with tempfile.TemporaryDirectory() as folder:
-        script, card_file = Path(folder, "earn.lua"), Path(folder, "cards.txt")
-        script.write_text(WRK_SCRIPT)
-        card_file.write_text("\n".join(cards))
+        script_file, input_file = Path(folder, "load.lua"), Path(folder, "input.txt")
+        script_file.write_text(script)
+        input_file.write_text(script_input)
+        header_options = [option for header in headers for option in ("-H", header)]
         output = subprocess.run(
             [
                 "wrk",
@@ -157,14 +174,13 @@ def run_wrk(url: str, key: str, cards: list[str], connections: int, duration: in
                 f"-d{duration}s",
                 "--latency",
                 "-s",
-                str(script),
-                "-H",
-                f"Authorization: Bearer {key}",
+                str(script_file),
+                *header_options,
                 "-H",
                 "Content-Type: application/json",
                 url,
                 "--",
-                str(card_file),
+                str(input_file),
             ],
             capture_output=True,
             text=True,
@@ -219,6 +235,47 @@ def run_pgbench(server, duration: int) -> dict:
     }
 
 
+@contextlib.contextmanager
+def uvicorn_server(
+    target: list[str], workers: int, env: dict[str, str], ready_path: str
+) -> Iterator[tuple[str, psutil.Process]]:
+    """The API (or another ASGI app) under uvicorn, ready: its base URL and process."""
+    port = _free_port()
+    command = [sys.executable, "-m", "uvicorn", *target, "--port", str(port)]
+    command += ["--workers", str(workers), "--log-level", "warning", "--no-access-log"]
+    server = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                if httpx.get(base_url + ready_path).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        yield base_url, psutil.Process(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def measured_load(server: psutil.Process, load: Callable[[], dict]) -> dict:
+    """Run the load; add the CPU each process spent per request."""
+
+    def readings() -> dict[str, float]:
+        return {
+            "api": tree_cpu_seconds(server),
+            "postgres": postgres_cpu_seconds(),
+            "wrk": children_cpu_seconds(),
+        }
+
+    before = readings()
+    result = load()
+    result["cpu_ms_per_request"] = cpu_per_operation(
+        before, readings(), result.pop("requests") or 1
+    )
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -237,59 +294,18 @@ def main() -> None:
     url = server.set(database="coalition_bench")
     upgrade(url)
     key, cards = prepare(url, arguments.members)
-    port = _free_port()
     env = dict(
         os.environ,
         DATABASE_URL=url.render_as_string(hide_password=False),
         COALITION_DB_POOL_SIZE=str(max(arguments.connections // arguments.workers, 4)),
     )
-    api = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "api.app:app_factory",
-            "--port",
-            str(port),
-            "--workers",
-            str(arguments.workers),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        cwd=PROJECT_ROOT,
-        env=env,
-    )
-    try:
-        import httpx
-
-        for _ in range(100):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/ready").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        run_wrk(f"http://127.0.0.1:{port}", key, cards, arguments.connections, 3)  # warm-up
-        api_process = psutil.Process(api.pid)
-
-        def readings() -> dict[str, float]:
-            return {
-                "api": tree_cpu_seconds(api_process),
-                "postgres": postgres_cpu_seconds(),
-                "wrk": children_cpu_seconds(),
-            }
-
-        before = readings()
-        earn = run_wrk(
-            f"http://127.0.0.1:{port}", key, cards, arguments.connections, arguments.duration
+    target = ["--factory", "api.app:app_factory"]
+    with uvicorn_server(target, arguments.workers, env, "/ready") as (base_url, api):
+        run_wrk(base_url, key, cards, arguments.connections, 3)  # warm-up
+        earn = measured_load(
+            api,
+            lambda: run_wrk(base_url, key, cards, arguments.connections, arguments.duration),
         )
-        earn["cpu_ms_per_request"] = cpu_per_operation(
-            before, readings(), earn.pop("requests") or 1
-        )
-    finally:
-        api.terminate()
-        api.wait(timeout=30)
     pgbench = run_pgbench(server, arguments.duration)
     result = {
         "machine": {"cores": os.cpu_count()},
