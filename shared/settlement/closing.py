@@ -28,11 +28,14 @@ from shared.program import CURRENCY_EXPONENTS, ProgramRules
 from shared.settlement import periods
 from shared.settlement.rules import (
     CORRECTIONS,
+    POINTS_ISSUED,
+    POINTS_REDEEMED,
     REDEMPTION_REVERSALS,
     REFUND_CLAWBACKS,
     MerchantActivity,
     money_minor,
     net_minor,
+    posting_line,
     statement_lines,
 )
 
@@ -61,9 +64,8 @@ WHERE t.posted_at < :ends_at AND t.posted_at >= :scan_from
     WHERE s.member_id = t.member_id AND s.transaction_id = t.transaction_id)
 ORDER BY t.member_id, t.transaction_id  -- key order: each index page is written once
 """
-# A merchant's issued postings are negative for issuance and positive for refund
-# clawbacks; its redeemed postings positive for redemptions and negative for reversals: the
-# sign says which, without reading the transactions. Settled transactions (and their
+# A merchant's issued and redeemed postings summed by sign: the sign says which statement
+# line they are (rules.posting_line), without reading the transactions. Settled transactions (and their
 # postings and allocations) were posted in [scan_from, ends_at), which lets the planner
 # range-scan instead of looking up a million transactions one by one.
 _POSTINGS_SQL = """
@@ -86,7 +88,7 @@ GROUP BY 1
 """
 # Corrections, per period of the transaction they correct (this one when not yet settled).
 _CORRECTED_PERIODS_SQL = """
-SELECT p.merchant_id, t.kind, coalesce(sp.starts_at, :starts_at) AS corrected_start,
+SELECT p.merchant_id, p.account, coalesce(sp.starts_at, :starts_at) AS corrected_start,
        sum(p.amount) AS points
 FROM ledger_transactions t
 JOIN settled_transactions s USING (member_id, transaction_id)
@@ -135,6 +137,12 @@ WHERE s.period_id = :period_id AND a.kind = 'expiry'
 GROUP BY 1
 """
 _FUNDED_KINDS = {"earn": "tier_bonuses", "adjustment": "adjustments"}
+_ACTIVITY_FIELDS = {
+    POINTS_ISSUED: "issued",
+    REFUND_CLAWBACKS: "clawed_back",
+    POINTS_REDEEMED: "redeemed",
+    REDEMPTION_REVERSALS: "reversed",
+}
 
 
 async def _by_funder(connection: AsyncConnection, sql: str, window: dict) -> dict:
@@ -254,17 +262,8 @@ async def _activity(
 ) -> dict:
     fields: dict[uuid.UUID, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for row in await connection.execute(text(_POSTINGS_SQL), window):
-        merchant = fields[row.merchant_id]
-        points = int(row.points)
-        if row.account == "issued":
-            if row.positive:
-                merchant["clawed_back"] += points  # a refund gives the points back
-            else:
-                merchant["issued"] -= points  # issuing credits the member, debits the funder
-        elif row.positive:
-            merchant["redeemed"] += points
-        else:
-            merchant["reversed"] -= points
+        line, points = posting_line(row.account, int(row.points))
+        fields[row.merchant_id][_ACTIVITY_FIELDS[line]] += abs(points)  # the fields count up
     for funder, points in campaign.items():
         if funder is not None:
             fields[funder]["campaign"] += points
@@ -282,10 +281,9 @@ async def _corrected_periods(
         text(_CORRECTED_PERIODS_SQL), {**window, "starts_at": starts_at}
     )
     for row in rows:
-        line = REFUND_CLAWBACKS if row.kind == "refund" else REDEMPTION_REVERSALS
-        label = periods.label(row.corrected_start, rules.settlement_period, rules.time_zone)
         # Statement sign: a clawback lowers issued points, a reversal lowers redeemed ones.
-        points = -int(row.points) if line == REFUND_CLAWBACKS else int(row.points)
+        line, points = posting_line(row.account, int(row.points))
+        label = periods.label(row.corrected_start, rules.settlement_period, rules.time_zone)
         corrected[(row.merchant_id, line)][label] = points
     return corrected
 

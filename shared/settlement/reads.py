@@ -14,7 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from shared.errors import NotFound
 from shared.program import CURRENCY_EXPONENTS, ProgramRules
 from shared.settlement import periods
-from shared.settlement.rules import LINE_ORDER, money_minor
+from shared.settlement.rules import (
+    CAMPAIGN_POINTS,
+    LINE_ORDER,
+    POINTS_ISSUED,
+    money_minor,
+    posting_line,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,16 +251,12 @@ async def statement_transactions(
 
 
 def _transaction_lines(row) -> list[tuple[str, int]]:
-    points = int(row.points)
-    if row.account == "issued":
-        if row.kind == "refund":
-            return [("refund_clawbacks", -points)]
-        campaign = int(row.campaign_points)
-        lines = [("points_issued", -points - campaign), ("campaign_points", campaign)]
-        return [(line, value) for line, value in lines if value]
-    if row.kind == "reversal":
-        return [("redemption_reversals", points)]
-    return [("points_redeemed", points)]
+    line, points = posting_line(row.account, int(row.points))
+    if line != POINTS_ISSUED:
+        return [(line, points)]
+    campaign = int(row.campaign_points)
+    lines = [(POINTS_ISSUED, points - campaign), (CAMPAIGN_POINTS, campaign)]
+    return [(line, value) for line, value in lines if value]
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
+from shared.ledger.journal import ISSUED, REDEEMED
+
 # Line kinds, in the order a statement lists them.
 POINTS_ISSUED = "points_issued"  # base points of purchases at this merchant
 CAMPAIGN_POINTS = "campaign_points"  # bonuses of the merchant's own campaigns
@@ -36,6 +38,23 @@ LINE_ORDER = (
     BREAKAGE_SHARE,
 )
 CORRECTIONS = (REFUND_CLAWBACKS, REDEMPTION_REVERSALS)
+
+
+def posting_line(account: str, points: int) -> tuple[str, int]:
+    """The statement line a merchant's `issued` or `redeemed` posting (or a sum of postings
+    of one sign) lands on, and the points it puts there, signed as statement_lines counts
+    them. The close and the statement CSV both classify with this, so they cannot disagree.
+
+    The posting's sign says which line, whatever the transaction's kind: issuing debits the
+    funder (negative; it includes the merchant's own campaign bonuses, which the statement
+    then shows on their own line) and a refund's clawback credits it back (positive); a
+    redemption credits the till (positive) and its reversal debits it (negative).
+    """
+    if account == ISSUED:
+        return (POINTS_ISSUED if points < 0 else REFUND_CLAWBACKS), -points
+    if account == REDEEMED:
+        return (POINTS_REDEEMED if points > 0 else REDEMPTION_REVERSALS), points
+    raise ValueError(f"{account!r} postings are not on a merchant statement")
 
 
 def round_minor(amount: Decimal) -> int:

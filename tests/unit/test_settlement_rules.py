@@ -5,11 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.settlement.periods import label, next_period_start, period_start
-from shared.settlement.rules import MerchantActivity, money_minor, net_minor, statement_lines
+from shared.settlement.rules import (
+    MerchantActivity,
+    money_minor,
+    net_minor,
+    posting_line,
+    statement_lines,
+)
 
 
 def test_money_rounds_half_away_from_zero_once():
@@ -18,6 +25,20 @@ def test_money_rounds_half_away_from_zero_once():
     assert money_minor(49, Decimal("0.0055"), 2) == 27  # 26.95
     assert money_minor(1, Decimal("0.004999"), 2) == 0
     assert money_minor(3, Decimal("0.333333"), 0) == 1  # a zero-decimal currency (JPY)
+
+
+def test_a_postings_sign_says_which_statement_line_it_is():
+    # The points come signed as statement_lines counts them: corrections lower their line.
+    assert posting_line("issued", -120) == ("points_issued", 120)  # an earn debits the funder
+    assert posting_line("issued", 30) == ("refund_clawbacks", -30)  # a refund credits it back
+    assert posting_line("redeemed", 70) == ("points_redeemed", 70)
+    assert posting_line("redeemed", -5) == ("redemption_reversals", -5)
+
+
+@pytest.mark.parametrize("account", ["member", "breakage", "adjustment", "transfer_clearing"])
+def test_other_accounts_are_not_on_a_statement(account):
+    with pytest.raises(ValueError, match=account):
+        posting_line(account, -10)
 
 
 def test_statement_lines_carry_the_signs_of_who_pays_whom():
