@@ -109,7 +109,10 @@ def shape_summaries(rows: Sequence[Any]) -> MemberSummaries:
 
 
 @dataclass(frozen=True, slots=True)
-class AtRiskMember:
+class AtRiskCandidate:
+    """A member the at-risk query found (balance and inactivity), before the churn model
+    scores them (shared/analytics/churn_model.at_risk)."""
+
     member_id: uuid.UUID
     tier: str
     balance: int
@@ -130,7 +133,7 @@ def at_risk(
     limit: int = 10_000,
     acquiring_merchant_ids: tuple[uuid.UUID, ...] = (),
     tiers: tuple[str, ...] = (),
-) -> Query[list[AtRiskMember]]:
+) -> Query[list[AtRiskCandidate]]:
     """Members holding at least `min_balance` points and inactive for at least
     `min_days_inactive` days at `as_of`, highest balance first, at most `limit`. Apply the
     P(alive) model to the result (shared/analytics/churn_model.py does, and exports it)."""
@@ -160,7 +163,9 @@ def at_risk(
     )
     return Query(
         (statement,),
-        lambda rows: [AtRiskMember(**{k: row._mapping[k] for k in row._mapping}) for row in rows],
+        lambda rows: [
+            AtRiskCandidate(**{k: row._mapping[k] for k in row._mapping}) for row in rows
+        ],
     )
 
 

@@ -200,17 +200,6 @@ def validate_limits(
             raise InvalidInput(f"{name} must be a positive number of points.", field=name)
 
 
-def effective_status(stored: str, starts_at: datetime, ends_at: datetime, now: datetime) -> str:
-    """What a campaign is at `now` (the same rule as the SQL expression below)."""
-    if stored in ("scheduled", "running"):
-        if now >= ends_at:
-            return "ended"
-        if now >= starts_at:
-            return "running"
-        return "scheduled"
-    return stored
-
-
 # The database's now(): every read and every decision uses the same clock.
 effective_status_sql = case(
     (
