@@ -84,6 +84,7 @@ from rich.table import Table
 from sqlalchemy import Text, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from seed import catalogue
 from shared import api_keys
 from shared.access import SYSTEM, Role
 from shared.program import CURRENCY_EXPONENTS
@@ -273,21 +274,9 @@ class Retry(StrEnum):
     WHILE_IN_FLIGHT = "while_in_flight"  # the client gave up before the server answered
 
 
-# Typical basket in major units (the median of a log-normal) per industry.
-TYPICAL_BASKET = {
-    "grocery": 38.0,
-    "supermarket": 38.0,
-    "coffee": 6.5,
-    "restaurant": 32.0,
-    "fuel": 55.0,
-    "cinema": 24.0,
-    "pharmacy": 18.0,
-    "fashion": 65.0,
-    "electronics": 150.0,
-    "travel": 220.0,
-}
-DEFAULT_BASKET = 30.0
-BASKET_SIGMA = 0.7
+# Baskets of industries the catalogue does not know (merchants created by hand), in major
+# units: the median of a log-normal and its spread. Known industries use the catalogue's.
+OTHER_INDUSTRY_BASKET = (30.0, 0.7)
 # Rough major units per US dollar, so a basket in yen looks like one.
 CURRENCY_SCALE = {"JPY": 150.0, "KRW": 1300.0, "CNY": 7.0, "INR": 83.0, "SEK": 10.0, "NOK": 10.0}
 LINE_ITEM_CATEGORIES = {
@@ -332,9 +321,11 @@ def _zipf_weights(count: int, exponent: float) -> list[float]:
     return list(itertools.accumulate(1.0 / (rank + 1) ** exponent for rank in range(count)))
 
 
-def _basket_minor(rng: random.Random, industry: str, currency: str) -> int:
-    typical = TYPICAL_BASKET.get(industry, DEFAULT_BASKET) * CURRENCY_SCALE.get(currency, 1.0)
-    major = min(max(rng.lognormvariate(math.log(typical), BASKET_SIGMA), 0.5), typical * 40)
+def basket_minor(rng: random.Random, industry: str, currency: str) -> int:
+    known = catalogue.BY_NAME.get(industry)
+    median, sigma = (known.basket_median, known.basket_sigma) if known else OTHER_INDUSTRY_BASKET
+    typical = median * CURRENCY_SCALE.get(currency, 1.0)
+    major = min(max(rng.lognormvariate(math.log(typical), sigma), 0.5), typical * 40)
     return max(1, round(major * 10 ** CURRENCY_EXPONENTS.get(currency, 2)))
 
 
@@ -487,7 +478,7 @@ def _new_purchase_operation(
     if merchant.store_ids and rng.random() < 0.6:
         fields["store"] = rng.randrange(len(merchant.store_ids))
     if kind is Operation.EARN:
-        amount = _basket_minor(rng, merchant.industry, merchant.currency)
+        amount = basket_minor(rng, merchant.industry, merchant.currency)
         fields["amount_minor"] = amount
         if amount >= 2 and rng.random() < 0.3:
             fields["line_items"] = _line_items(rng, merchant.industry, amount)
@@ -495,7 +486,7 @@ def _new_purchase_operation(
             fields["reference"] = f"live-{config.run_tag}-{common['step']:08d}"
     elif kind is Operation.REDEEM and rng.random() < 0.25:
         fields["points_and_cash"] = True
-        fields["amount_minor"] = _basket_minor(rng, merchant.industry, merchant.currency)
+        fields["amount_minor"] = basket_minor(rng, merchant.industry, merchant.currency)
     else:
         fields["share"] = rng.uniform(0.2, 0.8)
         fields["fallback_points"] = config.min_redemption_points * rng.choice((1, 1, 1, 2, 3))

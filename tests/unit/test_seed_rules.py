@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from seed.config import SeedConfig
+from seed.live import basket_minor
 from seed.network import build_calendar, moment, seconds
 from seed.replay import (
     IdSource,
@@ -72,3 +75,18 @@ def test_seeded_ids_are_version_4_uuids_in_canonical_text():
         parsed = uuid.UUID(text)
         assert str(parsed) == text and parsed.version == 4
         assert parsed.variant == uuid.RFC_4122
+
+
+@pytest.mark.parametrize(
+    ("industry", "currency", "median_minor"),
+    [
+        ("grocery", "USD", 4_200),  # the catalogue's grocery basket, the bulk seed's too
+        ("travel", "USD", 42_000),
+        ("grocery", "JPY", 42 * 150),  # yen have no minor unit; a basket is ~150 times more
+        ("a hand-made industry", "USD", 3_000),
+    ],
+)
+def test_live_traffic_baskets_follow_the_catalogue(industry, currency, median_minor):
+    rng = random.Random(7)
+    baskets = sorted(basket_minor(rng, industry, currency) for _ in range(20_001))
+    assert baskets[10_000] == pytest.approx(median_minor, rel=0.03)
