@@ -4,9 +4,12 @@ requests that leave the key free, keys scoped per merchant."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
+from sqlalchemy import text
 
+from shared import idempotency
 from tests.integration.ledger_support import (
     EXACT_RULES,
     assert_problem,
@@ -269,3 +272,38 @@ async def test_a_reused_key_is_refused_even_when_the_new_request_would_fail(
     )
     assert_problem(too_much, 409, "idempotency-key-reused")
     assert row_counts(sync_engine) == before
+
+
+async def test_a_key_purged_between_the_conflict_and_the_lookup_runs_the_write_again(
+    client, shop, member, sync_engine, monkeypatch
+):
+    """Taken, then gone: only a purge of old keys could do it (there is none today). The key
+    is free again, so the retry runs as a new request instead of replaying nothing."""
+    at = now_iso()
+    first = await earn(client, shop, member, 1_000, key="k-purged", occurred_at=at)
+    assert first.status_code == 201, first.text
+
+    real_lookup = idempotency.stored_response
+    lookups = []
+
+    async def lookup_after_a_purge(connection, scope_id, key, fingerprint):
+        if not lookups:  # the purge lands between the retry's conflict and its lookup
+            await connection.execute(text("DELETE FROM idempotency_records"))
+            await connection.commit()
+        lookups.append(key)
+        return await real_lookup(connection, scope_id, key, fingerprint)
+
+    monkeypatch.setattr(idempotency, "stored_response", lookup_after_a_purge)
+    retry = await earn(client, shop, member, 1_000, key="k-purged", occurred_at=at)
+    assert retry.status_code == 201, retry.text
+    assert retry.headers.get("idempotent-replayed") is None
+    assert retry.json()["transactionId"] != first.json()["transactionId"]
+    assert lookups == ["k-purged"]  # looked once, found nothing, ran again and recorded
+    assert transactions(sync_engine, "earn") == 2
+    assert stored(sync_engine, member) == (20, 0)
+    recorded = scalar(
+        sync_engine,
+        "SELECT response_body FROM idempotency_records WHERE idempotency_key = :k",
+        k="k-purged",
+    )
+    assert json.loads(recorded) == retry.json()
