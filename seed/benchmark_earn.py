@@ -1,6 +1,10 @@
 """Earn throughput benchmark: the API under wrk next to pgbench TPC-B, same machine, same sitting.
 
     .venv/bin/python -m seed.benchmark_earn --members 10000 --duration 30 --connections 32
+    .venv/bin/python -m seed.benchmark_earn --operation redeem    # redemptions instead
+
+With `--operation redeem`, every member first earns 50,000 points through the API, and wrk
+then spends 100 of them (the minimum redemption) per request, as tender, at random members.
 
 Needs `wrk` (Debian package) on PATH; pgbench comes with the embedded PostgreSQL (or any
 pgbench on PATH). Uses its own databases (coalition_bench, pgbench_bench) on the same
@@ -10,6 +14,7 @@ server as the product, and prints one JSON document with both results and their 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -23,6 +28,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -53,6 +59,25 @@ request = function()
   return wrk.format("POST", "/v1/earn", nil, body)
 end
 """
+
+
+REDEEM_SCRIPT = r"""
+local cards = {}
+local counter = 0
+init = function(args)
+  for line in io.lines(args[1]) do cards[#cards + 1] = line end
+  math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16) % 100000)
+end
+request = function()
+  counter = counter + 1
+  local card = cards[math.random(#cards)]
+  local body = '{"member":{"kind":"card","value":"' .. card .. '"},"points":100,"currency":"USD"}'
+  wrk.headers["Idempotency-Key"] = string.format("bench-r-%d-%d-%d", os.time(), counter, math.random(1e9))
+  return wrk.format("POST", "/v1/redemptions", nil, body)
+end
+"""
+OPERATIONS = {"earn": WRK_SCRIPT, "redeem": REDEEM_SCRIPT}
+FUNDING_POINTS = 50_000  # per member before a redemption run: 500 redemptions of 100
 
 
 def postgres_cpu_seconds() -> float:
@@ -126,8 +151,6 @@ def prepare(url, members: int) -> tuple[str, list[str]]:
             rows,
         )
     engine.dispose()
-    import asyncio
-
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from shared import api_keys
@@ -146,10 +169,36 @@ def prepare(url, members: int) -> tuple[str, list[str]]:
     return asyncio.run(issue()), cards
 
 
-def run_wrk(url: str, key: str, cards: list[str], connections: int, duration: int) -> dict:
+def run_wrk(
+    url: str, key: str, cards: list[str], connections: int, duration: int, script: str = WRK_SCRIPT
+) -> dict:
     return run_wrk_script(
-        url, WRK_SCRIPT, connections, duration, "\n".join(cards), [f"Authorization: Bearer {key}"]
+        url, script, connections, duration, "\n".join(cards), [f"Authorization: Bearer {key}"]
     )
+
+
+async def _fund(base_url: str, key: str, cards: list[str], connections: int) -> None:
+    """Give every member FUNDING_POINTS through the API (earn rate 1: $500.00 each)."""
+    headers = {"Authorization": f"Bearer {key}"}
+    queue = list(enumerate(cards))
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while queue:
+            index, card = queue.pop()
+            response = await client.post(
+                "/v1/earn",
+                json={
+                    "member": {"kind": "card", "value": card},
+                    "amountMinor": FUNDING_POINTS * 100,
+                    "currency": "USD",
+                    "occurredAt": datetime.now(UTC).isoformat(),
+                },
+                headers={**headers, "Idempotency-Key": f"bench-funding-{index}"},
+            )
+            response.raise_for_status()
+
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+        await asyncio.gather(*(worker(client) for _ in range(connections)))
 
 
 def run_wrk_script(
@@ -284,9 +333,11 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=30)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument("--operation", choices=sorted(OPERATIONS), default="earn")
     arguments = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (apt-get install wrk)")
+    script = OPERATIONS[arguments.operation]
 
     settings = get_settings()
     server = with_driver(server_url(settings), "psycopg")
@@ -301,17 +352,24 @@ def main() -> None:
     )
     target = ["--factory", "api.app:app_factory"]
     with uvicorn_server(target, arguments.workers, env, "/ready") as (base_url, api):
-        run_wrk(base_url, key, cards, arguments.connections, 3)  # warm-up
+        if arguments.operation == "redeem":
+            asyncio.run(_fund(base_url, key, cards, arguments.connections))
+        run_wrk(base_url, key, cards, arguments.connections, 3, script)  # warm-up
         earn = measured_load(
             api,
-            lambda: run_wrk(base_url, key, cards, arguments.connections, arguments.duration),
+            lambda: run_wrk(
+                base_url, key, cards, arguments.connections, arguments.duration, script
+            ),
         )
     pgbench = run_pgbench(server, arguments.duration)
     result = {
         "machine": {"cores": os.cpu_count()},
-        "earn": {key: value for key, value in earn.items() if key != "raw"},
+        "operation": arguments.operation,
+        arguments.operation: {key: value for key, value in earn.items() if key != "raw"},
         "pgbench_tpcb": {key: value for key, value in pgbench.items() if key != "raw"},
-        "ratio_earn_to_pgbench": round(earn["requests_per_second"] / pgbench["tps"], 3),
+        f"ratio_{arguments.operation}_to_pgbench": round(
+            earn["requests_per_second"] / pgbench["tps"], 3
+        ),
         "command": " ".join(sys.argv),
     }
     print(earn["raw"], file=sys.stderr)
