@@ -5,7 +5,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.campaigns.definitions import (
-    effective_status,
     validate_limits,
     validate_terms,
     validate_window,
@@ -95,15 +94,3 @@ def test_limits():
     ):
         with pytest.raises(InvalidInput):
             validate_limits(**kwargs)
-
-
-def test_effective_status_follows_the_clock():
-    start = datetime(2030, 1, 1, tzinfo=UTC)
-    end = datetime(2030, 2, 1, tzinfo=UTC)
-    before, during, after = start - timedelta(seconds=1), start, end
-    assert effective_status("scheduled", start, end, before) == "scheduled"
-    assert effective_status("scheduled", start, end, during) == "running"
-    assert effective_status("scheduled", start, end, after) == "ended"
-    assert effective_status("running", start, end, after) == "ended"
-    for stored in ("draft", "cancelled", "ended"):
-        assert effective_status(stored, start, end, during) == stored
