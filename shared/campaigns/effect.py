@@ -82,7 +82,7 @@ class LiftEstimate:
     ci_high: float
     p_value: float  # two-sided, of "no difference"
     degrees_of_freedom: float | None  # Welch-Satterthwaite; None for the z-test
-    relative_lift: float | None  # difference / holdout mean; None when that mean is 0
+    relative_lift: float | None  # difference / holdout mean; None when that mean is 0 (or ~0)
     relative_ci_low: float | None
     relative_ci_high: float | None
 
@@ -201,7 +201,17 @@ def _relative(
         ratio * holdout.standard_error / holdout.mean,
     )
     relative = ratio - 1.0
+    if not (math.isfinite(relative) and math.isfinite(standard_error)):
+        return None, None, None  # a holdout mean so close to 0 that the ratio overflows
     return relative, relative - critical * standard_error, relative + critical * standard_error
+
+
+def _exact_relative(difference: float, holdout_mean: float) -> float | None:
+    """The relative lift of arms without variance; None as in _relative."""
+    if holdout_mean == 0:
+        return None
+    relative = difference / holdout_mean
+    return relative if math.isfinite(relative) else None
 
 
 def _welch(treatment: ArmSummary, holdout: ArmSummary, confidence: float) -> LiftEstimate:
@@ -222,9 +232,9 @@ def _welch(treatment: ArmSummary, holdout: ArmSummary, confidence: float) -> Lif
             ci_high=difference,
             p_value=1.0 if difference == 0 else 0.0,
             degrees_of_freedom=math.nan,
-            relative_lift=(difference / holdout.mean) if holdout.mean != 0 else None,
-            relative_ci_low=(difference / holdout.mean) if holdout.mean != 0 else None,
-            relative_ci_high=(difference / holdout.mean) if holdout.mean != 0 else None,
+            relative_lift=_exact_relative(difference, holdout.mean),
+            relative_ci_low=_exact_relative(difference, holdout.mean),
+            relative_ci_high=_exact_relative(difference, holdout.mean),
         )
     # Welch-Satterthwaite, on shares scaled to at most 1 so that squares of tiny variances
     # do not underflow to 0/0; a zero-variance arm contributes 0 to both sums.

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 from statsmodels.stats.proportion import confint_proportions_2indep
@@ -178,6 +178,8 @@ finite_values = st.lists(
 
 @settings(max_examples=200, deadline=None)
 @given(finite_values, finite_values, st.floats(min_value=0.5, max_value=0.999))
+# A holdout mean so close to 0 that the ratio of means overflowed (found by Hypothesis).
+@example(treatment=[0.0, 2.0], holdout=[0.0, 1.1125369292536007e-308], confidence=0.5)
 def test_welch_interval_contains_the_estimate_and_swapping_arms_negates_it(
     treatment, holdout, confidence
 ):
@@ -410,3 +412,13 @@ def test_incremental_revenue_needs_a_spend_lift_and_a_count():
         incremental_revenue(proportion_lift(1, 10, 1, 10), 10)
     with pytest.raises(ValueError, match="treated_members must not be negative"):
         incremental_revenue(welch_lift([1, 2], [1, 2]), -1)
+
+
+def test_a_holdout_mean_indistinguishable_from_zero_has_no_relative_lift():
+    estimate = welch_lift([0.0, 2.0], [0.0, 1.1125369292536007e-308])
+    assert estimate.difference == pytest.approx(1.0)
+    assert (estimate.relative_lift, estimate.relative_ci_low, estimate.relative_ci_high) == (
+        None,
+        None,
+        None,
+    )
