@@ -12,14 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from shared.access import Principal
 from shared.campaigns import awarding
 from shared.campaigns.rules import Purchase
-from shared.database.driver import driver
-from shared.errors import CurrencyMismatch, InvalidInput, MerchantNotActive, NotFound
-from shared.identifiers import IdentifierKind, normalise
+from shared.errors import CurrencyMismatch, InvalidInput, NotFound
 from shared.ledger import behaviour, journal, tiers
+from shared.ledger.context import LockingRead, locked_member, merchant_terms
 from shared.ledger.journal import ISSUED, MEMBER, LockedMember, NewLot, Posting
 from shared.ledger.rules import EarnBreakdown, LineItem, earn_breakdown, lot_expiry, split_for_debt
-from shared.members import MemberRef, resolve
-from shared.merchants import Terms
+from shared.members import MemberRef
 from shared.program import CURRENCY_EXPONENTS, ProgramRules
 from shared.tables import lots, stores
 
@@ -102,63 +100,18 @@ async def extend_lots_on_activity(
     )
 
 
-# Merchant terms, the member (found by id or by identifier) locked for this transaction, its
-# qualifying points and the campaigns in force at the merchant: everything the earn rules
-# need, in one round trip. The identifier
-# lookup is members.find_member_id's, the qualifying sum tiers.qualifying_points', inlined.
-_CONTEXT_SQL = """
-SELECT m.member_id, m.status, m.tier, m.tier_valid_until, m.enrolled_at, m.referred_by_member_id,
-       m.merged_into_member_id, b.balance, b.debt, now() AS now,
-       (SELECT coalesce(sum(l.original - l.clawed_back), 0) FROM lots l
-         WHERE l.member_id = m.member_id AND l.source = 'base'
-           AND l.earned_at > now() - interval '12 months') AS qualifying,
-       mer.status AS merchant_status, mer.currency, mer.earn_rate, mer.pending_days,
-       {offers} AS offers
-FROM members m
-JOIN member_balances b ON b.member_id = m.member_id
-LEFT JOIN merchants mer ON mer.merchant_id = $2
-WHERE m.member_id = {member}
-FOR UPDATE OF b
-"""
-_CONTEXT_SQL = _CONTEXT_SQL.replace("{offers}", awarding.OFFERS_SQL.strip())
-_BY_ID = _CONTEXT_SQL.replace("{member}", "$1")
-_BY_NETWORK_IDENTIFIER = _CONTEXT_SQL.replace(
-    "{member}",
-    (
-        "(SELECT member_id FROM member_identifiers WHERE kind = $3 AND scope_merchant_id IS NULL"
-        " AND value = $1)"
-    ),
+# What the earn rules need besides the member and the merchant's terms: the member's
+# qualifying points (tiers.qualifying_points' sum, inlined) and the campaigns in force at
+# the merchant.
+_EARN_CONTEXT = LockingRead(
+    """
+    (SELECT coalesce(sum(l.original - l.clawed_back), 0) FROM lots l
+      WHERE l.member_id = m.member_id AND l.source = 'base'
+        AND l.earned_at > now() - interval '12 months') AS qualifying,
+    """
+    + awarding.OFFERS_SQL.strip()
+    + " AS offers"
 )
-_BY_MERCHANT_REF = _CONTEXT_SQL.replace(
-    "{member}",
-    (
-        "(SELECT member_id FROM member_identifiers WHERE kind = $3 AND scope_merchant_id = $2"
-        " AND value = $1)"
-    ),
-)
-
-
-async def _lock_context(
-    connection: AsyncConnection,
-    actor: Principal,
-    merchant_id: uuid.UUID,
-    member_ref: MemberRef,
-    default_region: str,
-) -> dict:
-    database = await driver(connection)
-    if member_ref.kind == "member_id":
-        member_id = await resolve(connection, actor, member_ref, default_region)
-        row = await database.fetchrow(_BY_ID, member_id, merchant_id)
-    else:
-        kind = IdentifierKind(member_ref.kind)
-        value = normalise(kind, member_ref.value, default_region)
-        statement = (
-            _BY_MERCHANT_REF if kind is IdentifierKind.MERCHANT_REF else _BY_NETWORK_IDENTIFIER
-        )
-        row = await database.fetchrow(statement, value, merchant_id, kind.value)
-    if row is None:
-        raise NotFound("No such member.")
-    return dict(row)
 
 
 async def earn(
@@ -180,16 +133,12 @@ async def earn(
         raise InvalidInput("A purchase amount is positive.")
     if sum(item.amount_minor for item in line_items) > amount_minor:
         raise InvalidInput("Line items add up to more than the purchase amount.")
-    context = await _lock_context(connection, actor, merchant_id, member_ref, default_region)
-    if context["merchant_status"] is None:
-        raise NotFound(f"Merchant {merchant_id} does not exist.")
-    if context["merchant_status"] != "active":
-        raise MerchantNotActive("The merchant is suspended and cannot post transactions.")
-    terms = Terms(merchant_id, context["currency"], context["earn_rate"], context["pending_days"])
+    context = await _EARN_CONTEXT.fetch(connection, actor, merchant_id, member_ref, default_region)
+    terms = merchant_terms(context, merchant_id)
     if currency != terms.currency:
         raise CurrencyMismatch(f"This merchant transacts in {terms.currency}, not {currency}.")
     await check_store(connection, merchant_id, store_id)
-    member = LockedMember(**{field: context[field] for field in LockedMember.__slots__})
+    member = locked_member(context)
     journal.require_active(member)
     check_occurred_at(occurred_at, member.now)
 

@@ -151,6 +151,24 @@ UPDATE member_balances SET
     updated_at = $7
 WHERE member_id = $1
 """
+# The same, taking points from existing lots and recording which (consume_lots' two
+# statements as two more parts of the one statement): a redemption in one round trip.
+_POST_CONSUMING_SQL = _POST_SQL.replace(
+    "\n)\nUPDATE member_balances SET",
+    """
+), taken AS (
+    INSERT INTO allocations (member_id, transaction_id, lot_id, kind, points,
+        issuing_merchant_id, redeeming_merchant_id, posted_at)
+    SELECT $1, $2, a.lot_id, $37, a.points, a.issuer, $38, $7
+    FROM unnest($39::uuid[], $40::bigint[], $41::uuid[]) AS a(lot_id, points, issuer)
+), consumed AS (
+    UPDATE lots SET remaining = lots.remaining - a.points
+    FROM unnest($39::uuid[], $40::bigint[]) AS a(lot_id, points)
+    WHERE lots.member_id = $1 AND lots.lot_id = a.lot_id
+)
+UPDATE member_balances SET""",
+)
+assert _POST_CONSUMING_SQL != _POST_SQL
 
 _TRANSACTION_COLUMNS = (
     "merchant_id", "store_id", "amount_minor", "currency", "original_transaction_id", "hold_id",
@@ -172,10 +190,16 @@ async def post(
     activity: bool = True,
     new_lots: Sequence[NewLot] = (),
     repaid: Sequence[int] | None = None,
+    consumed: Sequence[tuple[OpenLot, int]] = (),
+    allocation_kind: str | None = None,
+    redeeming_merchant_id: uuid.UUID | None = None,
     **columns: Any,
 ) -> uuid.UUID:
     """Append one balanced transaction, its postings and any new lots, and move the member's
     stored balance with it: one statement, one round trip.
+
+    `consumed` takes points from existing lots as `consume_lots` does (the plan's points,
+    recorded as `allocation_kind` allocations), in the same statement.
 
     `repaid[i]` points of new lot i go straight to the member's debt (debt_delta must
     include them); they are recorded as debt_repayment allocations.
@@ -192,8 +216,22 @@ async def post(
     lots_made = [
         (lot, repayment) for lot, repayment in zip(new_lots, repaid, strict=True) if lot.points > 0
     ]
+    taken = [(lot, points) for lot, points in consumed if points != 0]
+    if taken and allocation_kind is None:
+        raise TypeError("consuming lots needs an allocation_kind")
+    consuming = (
+        (
+            allocation_kind,
+            redeeming_merchant_id,
+            [lot.lot_id for lot, _ in taken],
+            [points for _, points in taken],
+            [lot.issuing_merchant_id for lot, _ in taken],
+        )
+        if taken
+        else ()
+    )
     await (await driver(connection)).execute(
-        _POST_SQL,
+        _POST_CONSUMING_SQL if taken else _POST_SQL,
         member.member_id,
         transaction_id,
         kind,
@@ -230,6 +268,7 @@ async def post(
         earned,
         redeemed,
         activity,
+        *consuming,
     )
     member.balance += delta
     member.debt += debt_delta

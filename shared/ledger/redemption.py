@@ -12,10 +12,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.access import Principal
+from shared.database.driver import driver
 from shared.errors import (
     BelowMinimumRedemption,
     CurrencyMismatch,
@@ -25,10 +26,11 @@ from shared.errors import (
     NotFound,
 )
 from shared.ledger import journal
+from shared.ledger.context import LockingRead, locked_member, merchant_terms
 from shared.ledger.earning import check_store
 from shared.ledger.journal import MEMBER, REDEEMED, LockedMember, OpenLot, Posting
 from shared.ledger.rules import NotEnoughPoints, points_and_cash, points_value_minor
-from shared.members import MemberRef, resolve
+from shared.members import MemberRef
 from shared.merchants import transacting_terms
 from shared.program import ProgramRules
 from shared.tables import hold_reservations, holds, lots
@@ -86,11 +88,7 @@ async def _repay_debt(
     await journal.absorb_debt(connection, member, transaction_id)
 
 
-async def _spendable(
-    connection: AsyncConnection, member: LockedMember, requested: int
-) -> list[OpenLot]:
-    """Lots the member can spend now; raises when debt blocks redemption."""
-    await release_expired_holds(connection, member)
+def _refuse_while_in_debt(member: LockedMember, requested: int) -> None:
     if member.debt > 0:
         raise InsufficientPoints(
             "The member owes points from a refund; earnings repay it first.",
@@ -98,7 +96,56 @@ async def _spendable(
             requested=requested,
             debt=member.debt,
         )
+
+
+async def _spendable(
+    connection: AsyncConnection, member: LockedMember, requested: int
+) -> list[OpenLot]:
+    """Lots the member can spend now; raises when debt blocks redemption."""
+    await release_expired_holds(connection, member)
+    _refuse_while_in_debt(member, requested)
     return await journal.open_lots(connection, member, spendable_only=True)
+
+
+_SPEND_CONTEXT = LockingRead()
+# After the lock: whether a hold of the member has run out (then the slow path releases it
+# first), and the lots spendable now (OpenLot's fields; journal.open_lots' spendable_only).
+_SPENDABLE_SQL = """
+SELECT EXISTS (SELECT 1 FROM holds h WHERE h.member_id = $1 AND h.status = 'active'
+               AND h.expires_at <= $2) AS holds_ran_out,
+       (SELECT array_agg(ROW(l.lot_id, l.source, l.issuing_merchant_id, l.funder_merchant_id,
+                             l.earned_at, l.available_at, l.expires_at, l.original, l.remaining,
+                             l.reserved))
+          FROM lots l
+         WHERE l.member_id = $1 AND l.remaining > 0 AND l.remaining > l.reserved
+           AND l.available_at <= $2 AND l.expires_at > $2) AS spendable
+"""
+
+
+async def _spend_context(
+    connection: AsyncConnection,
+    actor: Principal,
+    merchant_id: uuid.UUID,
+    member_ref: MemberRef,
+    default_region: str,
+    currency: str | None,
+    store_id: uuid.UUID | None,
+    requested: int,
+) -> tuple[LockedMember, list[OpenLot]]:
+    """The member locked, checked active, with the lots it can spend now: two round trips
+    unless one of its holds has run out and must be released first."""
+    context = await _SPEND_CONTEXT.fetch(connection, actor, merchant_id, member_ref, default_region)
+    terms = merchant_terms(context, merchant_id)
+    if currency is not None and currency != terms.currency:
+        raise CurrencyMismatch(f"Points are valued in {currency} at this merchant.")
+    await check_store(connection, merchant_id, store_id)
+    member = locked_member(context)
+    journal.require_active(member)
+    found = await (await driver(connection)).fetchrow(_SPENDABLE_SQL, member.member_id, member.now)
+    if found["holds_ran_out"]:
+        return member, await _spendable(connection, member, requested)
+    _refuse_while_in_debt(member, requested)
+    return member, [OpenLot(*lot) for lot in found["spendable"] or ()]
 
 
 def _plan(candidates: list[OpenLot], points: int) -> list[tuple[OpenLot, int]]:
@@ -129,19 +176,16 @@ async def redeem(
     """Exactly one of `points` (points as tender) or `purchase_amount_minor` (points + cash)."""
     if (points is None) == (purchase_amount_minor is None):
         raise InvalidInput("Give either points (tender) or purchaseAmountMinor (points + cash).")
-    terms = await transacting_terms(connection, merchant_id)
-    if currency != rules.currency or currency != terms.currency:
+    if purchase_amount_minor is not None and purchase_amount_minor <= 0:
+        raise InvalidInput("A purchase amount is positive.")
+    if currency != rules.currency:
         raise CurrencyMismatch(f"Points are valued in {rules.currency} at this merchant.")
-    await check_store(connection, merchant_id, store_id)
-    member_id = await resolve(connection, actor, member_ref, default_region)
-    member = await journal.lock_member(connection, member_id)
-    journal.require_active(member)
-    candidates = await _spendable(connection, member, points or 0)
+    member, candidates = await _spend_context(
+        connection, actor, merchant_id, member_ref, default_region, currency, store_id, points or 0
+    )
     available = sum(lot.free for lot in candidates)
     cash_minor = 0
     if purchase_amount_minor is not None:
-        if purchase_amount_minor <= 0:
-            raise InvalidInput("A purchase amount is positive.")
         split = points_and_cash(purchase_amount_minor, rules.point_value_minor, available)
         points, cash_minor = split.points, split.cash_minor
         if points == 0:
@@ -209,8 +253,10 @@ async def _post_redemption(
             "cashMinor": cash_minor,
             "pointValueMinor": str(rules.point_value_minor),
         },
+        consumed=plan,
+        allocation_kind="redemption",
+        redeeming_merchant_id=merchant_id,
     )
-    await journal.consume_lots(connection, member, transaction_id, "redemption", plan, merchant_id)
     return RedemptionResult(
         transaction_id, member.member_id, points, value_minor, cash_minor, currency, member.balance
     )
@@ -229,8 +275,6 @@ async def create_hold(
     external_reference: str | None,
     rules: ProgramRules,
 ) -> HoldView:
-    await transacting_terms(connection, merchant_id)
-    await check_store(connection, merchant_id, store_id)
     ttl = ttl_seconds or rules.hold_default_ttl_seconds
     if not 1 <= ttl <= rules.hold_max_ttl_seconds:
         raise InvalidInput(f"A hold lasts 1 to {rules.hold_max_ttl_seconds} seconds.")
@@ -239,42 +283,43 @@ async def create_hold(
             f"The minimum redemption is {rules.min_redemption_points} points.",
             minimum=rules.min_redemption_points,
         )
-    member_id = await resolve(connection, actor, member_ref, default_region)
-    member = await journal.lock_member(connection, member_id)
-    journal.require_active(member)
-    plan = _plan(await _spendable(connection, member, points), points)
-    hold_id = uuid.uuid4()
-    await connection.execute(
-        update(lots)
-        .where(lots.c.member_id == bindparam("m_id"), lots.c.lot_id == bindparam("l_id"))
-        .values(reserved=lots.c.reserved + bindparam("take")),
-        [{"m_id": member.member_id, "l_id": lot.lot_id, "take": take} for lot, take in plan],
+    member, candidates = await _spend_context(
+        connection, actor, merchant_id, member_ref, default_region, None, store_id, points
     )
-    await connection.execute(
-        insert(holds).values(
-            member_id=member.member_id,
-            hold_id=hold_id,
-            merchant_id=merchant_id,
-            store_id=store_id,
-            points=points,
-            created_at=member.now,
-            expires_at=member.now + timedelta(seconds=ttl),
-            external_reference=external_reference,
-        )
+    plan = _plan(candidates, points)
+    row = await (await driver(connection)).fetchrow(
+        _RESERVE_SQL,
+        member.member_id,
+        uuid.uuid4(),
+        merchant_id,
+        store_id,
+        points,
+        member.now,
+        member.now + timedelta(seconds=ttl),
+        external_reference,
+        [lot.lot_id for lot, _ in plan],
+        [take for _, take in plan],
     )
-    await connection.execute(
-        insert(hold_reservations),
-        [
-            {
-                "member_id": member.member_id,
-                "hold_id": hold_id,
-                "lot_id": lot.lot_id,
-                "points": take,
-            }
-            for lot, take in plan
-        ],
-    )
-    return await _hold_view(connection, member.member_id, hold_id)
+    return HoldView(**{name: row[name] for name in HoldView.__slots__})
+
+
+# A hold in one statement: reserve the planned points on their lots, record which, and the
+# hold itself.
+_RESERVE_SQL = """
+WITH reserve AS (
+    UPDATE lots SET reserved = lots.reserved + r.points
+    FROM unnest($9::uuid[], $10::bigint[]) AS r(lot_id, points)
+    WHERE lots.member_id = $1 AND lots.lot_id = r.lot_id
+), reservations AS (
+    INSERT INTO hold_reservations (member_id, hold_id, lot_id, points)
+    SELECT $1, $2, r.lot_id, r.points FROM unnest($9::uuid[], $10::bigint[]) AS r(lot_id, points)
+)
+INSERT INTO holds (member_id, hold_id, merchant_id, store_id, points, created_at, expires_at,
+    external_reference)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+RETURNING hold_id, member_id, merchant_id, points, status, created_at, expires_at,
+    captured_points, capture_transaction_id
+"""
 
 
 async def _hold_view(

@@ -24,7 +24,7 @@ from shared.tables import lots, members
 QUALIFYING_WINDOW = relativedelta(months=12)
 
 
-# The earn path computes the same sum inline, in earning._CONTEXT_SQL, to save a round trip:
+# The earn path computes the same sum inline, in earning._EARN_CONTEXT, to save a round trip:
 # change both together.
 async def qualifying_points(
     connection: AsyncConnection, member_id: uuid.UUID, now: datetime

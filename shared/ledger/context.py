@@ -1,0 +1,115 @@
+"""The first round trip of a till's write: find the member (by id or by an identifier), lock
+its balance row for the transaction, and read the merchant's terms and whatever the write's
+rules need, in one statement.
+
+Each write names what it needs as select-list items (sub-selects that may use the member
+`m`, its balance row `b` and the merchant `mer`, whose id is $2); `LockingRead` prepares
+the three forms of the statement (by member id, by network identifier, by the merchant's
+own reference) once, at import.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.access import Principal
+from shared.database.driver import driver
+from shared.errors import MerchantNotActive, NotFound
+from shared.identifiers import IdentifierKind, normalise
+from shared.ledger.journal import LockedMember
+from shared.members import MemberRef, resolve
+from shared.merchants import Terms
+
+_TEMPLATE = """
+SELECT m.member_id, m.status, m.tier, m.tier_valid_until, m.enrolled_at, m.referred_by_member_id,
+       m.merged_into_member_id, b.balance, b.debt, now() AS now,
+       mer.status AS merchant_status, mer.currency, mer.earn_rate, mer.pending_days,
+       b.xmin = (SELECT b2.xmin FROM member_balances b2 WHERE b2.member_id = m.member_id)
+         AS read_after_last_write{needs}
+FROM members m
+JOIN member_balances b ON b.member_id = m.member_id
+LEFT JOIN merchants mer ON mer.merchant_id = $2
+WHERE m.member_id = {member}
+FOR UPDATE OF b
+"""
+# The identifier lookups are members.find_member_id's, inlined.
+_BY_NETWORK_IDENTIFIER = (
+    "(SELECT member_id FROM member_identifiers WHERE kind = $3 AND scope_merchant_id IS NULL"
+    " AND value = $1)"
+)
+_BY_MERCHANT_REF = (
+    "(SELECT member_id FROM member_identifiers WHERE kind = $3 AND scope_merchant_id = $2"
+    " AND value = $1)"
+)
+
+
+class LockingRead:
+    """One write's locking read; `needs` is its extra select-list items, SQL.
+
+    The statement reads one snapshot, taken before the lock is granted. When a write of the
+    same member commits while this one waits for it, the balance row comes back as that
+    write left it, but everything else as it was before it. A write that moved the balance
+    gave the balance row a new version (its xmin), which the snapshot's view of the row
+    lacks: then the statement runs again, under the lock now held, and reads everything as
+    it is (otherwise two concurrent earns that together reach a tier would each miss the
+    other's points, and neither would upgrade).
+
+    Writes that change the member without moving the balance are not seen that way:
+    - a hold's reservation: a write that must not miss it reads the lots after the lock,
+      in a statement of its own (redemption does);
+    - a status change: the write then goes through as if it had committed just before the
+      change, which is an order the two could have had.
+    """
+
+    def __init__(self, needs: str = "") -> None:
+        needs = needs.strip()
+        statement = _TEMPLATE.replace("{needs}", ",\n       " + needs if needs else "")
+        self._by_id = statement.replace("{member}", "$1")
+        self._by_network_identifier = statement.replace("{member}", _BY_NETWORK_IDENTIFIER)
+        self._by_merchant_ref = statement.replace("{member}", _BY_MERCHANT_REF)
+
+    async def fetch(
+        self,
+        connection: AsyncConnection,
+        actor: Principal,
+        merchant_id: uuid.UUID,
+        member_ref: MemberRef,
+        default_region: str,
+    ) -> dict[str, Any]:
+        """The row, the balance row locked; NotFound when there is no member."""
+        database = await driver(connection)
+        if member_ref.kind == "member_id":
+            statement = self._by_id
+            arguments = (await resolve(connection, actor, member_ref, default_region), merchant_id)
+        else:
+            kind = IdentifierKind(member_ref.kind)
+            value = normalise(kind, member_ref.value, default_region)
+            statement = (
+                self._by_merchant_ref
+                if kind is IdentifierKind.MERCHANT_REF
+                else self._by_network_identifier
+            )
+            arguments = (value, merchant_id, kind.value)
+        row = await database.fetchrow(statement, *arguments)
+        if row is not None and not row["read_after_last_write"]:
+            row = await database.fetchrow(statement, *arguments)  # no wait: the lock is ours
+        if row is None:
+            raise NotFound("No such member.")
+        return dict(row)
+
+
+def locked_member(row: dict[str, Any]) -> LockedMember:
+    return LockedMember(**{field: row[field] for field in LockedMember.__slots__})
+
+
+def merchant_terms(row: dict[str, Any], merchant_id: uuid.UUID) -> Terms:
+    """The merchant's terms from the row (merchants.transacting_terms' rules): a suspended
+    merchant cannot transact."""
+    if row["merchant_status"] is None:
+        raise NotFound(f"Merchant {merchant_id} does not exist.")
+    if row["merchant_status"] != "active":
+        raise MerchantNotActive("The merchant is suspended and cannot post transactions.")
+    return Terms(merchant_id, row["currency"], row["earn_rate"], int(row["pending_days"]))
