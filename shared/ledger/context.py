@@ -44,6 +44,7 @@ _BY_MERCHANT_REF = (
     "(SELECT member_id FROM member_identifiers WHERE kind = $3 AND scope_merchant_id = $2"
     " AND value = $1)"
 )
+_BY_HOLD = "(SELECT member_id FROM holds WHERE hold_id = $1 AND merchant_id = $2)"
 
 
 class LockingRead:
@@ -70,6 +71,7 @@ class LockingRead:
         self._by_id = statement.replace("{member}", "$1")
         self._by_network_identifier = statement.replace("{member}", _BY_NETWORK_IDENTIFIER)
         self._by_merchant_ref = statement.replace("{member}", _BY_MERCHANT_REF)
+        self._by_hold = statement.replace("{member}", _BY_HOLD)
 
     async def fetch(
         self,
@@ -80,7 +82,6 @@ class LockingRead:
         default_region: str,
     ) -> dict[str, Any]:
         """The row, the balance row locked; NotFound when there is no member."""
-        database = await driver(connection)
         if member_ref.kind == "member_id":
             statement = self._by_id
             arguments = (await resolve(connection, actor, member_ref, default_region), merchant_id)
@@ -93,12 +94,27 @@ class LockingRead:
                 else self._by_network_identifier
             )
             arguments = (value, merchant_id, kind.value)
+        row = await self._read(connection, statement, arguments)
+        if row is None:
+            raise NotFound("No such member.")
+        return row
+
+    async def fetch_holder(
+        self, connection: AsyncConnection, merchant_id: uuid.UUID, hold_id: uuid.UUID
+    ) -> dict[str, Any] | None:
+        """The same read for the member holding one of the merchant's holds; None when the
+        merchant has no such hold."""
+        return await self._read(connection, self._by_hold, (hold_id, merchant_id))
+
+    @staticmethod
+    async def _read(
+        connection: AsyncConnection, statement: str, arguments: tuple
+    ) -> dict[str, Any] | None:
+        database = await driver(connection)
         row = await database.fetchrow(statement, *arguments)
         if row is not None and not row["read_after_last_write"]:
             row = await database.fetchrow(statement, *arguments)  # no wait: the lock is ours
-        if row is None:
-            raise NotFound("No such member.")
-        return dict(row)
+        return None if row is None else dict(row)
 
 
 def locked_member(row: dict[str, Any]) -> LockedMember:

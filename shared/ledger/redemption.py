@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.access import Principal
@@ -31,9 +31,8 @@ from shared.ledger.earning import check_store
 from shared.ledger.journal import MEMBER, REDEEMED, LockedMember, OpenLot, Posting
 from shared.ledger.rules import NotEnoughPoints, points_and_cash, points_value_minor
 from shared.members import MemberRef
-from shared.merchants import transacting_terms
 from shared.program import ProgramRules
-from shared.tables import hold_reservations, holds, lots
+from shared.tables import holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +71,7 @@ async def release_expired_holds(connection: AsyncConnection, member: LockedMembe
         )
     ).all()
     for hold_id in expired:
-        await _release(connection, member, hold_id)
-        await _close(connection, member, hold_id, "expired")
+        await _release_and_close(connection, member, hold_id, "expired")
         await _repay_debt(connection, member, hold_id)
     return len(expired)
 
@@ -233,12 +231,14 @@ async def _post_redemption(
     amount_minor: int | None = None,
     cash_minor: int = 0,
     hold_id: uuid.UUID | None = None,
+    transaction_id: uuid.UUID | None = None,
 ) -> RedemptionResult:
     value_minor = points_value_minor(points, rules.point_value_minor)
     transaction_id = await journal.post(
         connection,
         member,
         kind=kind,
+        transaction_id=transaction_id,
         entries=[Posting(MEMBER, -points), Posting(REDEEMED, points, merchant_id)],
         redeemed=points,
         merchant_id=merchant_id,
@@ -343,69 +343,76 @@ async def _hold_view(
     )
 
 
+# The member holding the merchant's hold, locked, and the merchant's terms.
+_HOLDER_CONTEXT = LockingRead()
+# After the lock: the hold, and the lots it reserves points on with how many (OpenLot's
+# fields after the points).
+_HOLD_SQL = """
+SELECT h.status, h.points, h.expires_at, h.store_id, h.external_reference,
+       (SELECT array_agg(ROW(r.points, l.lot_id, l.source, l.issuing_merchant_id,
+                             l.funder_merchant_id, l.earned_at, l.available_at, l.expires_at,
+                             l.original, l.remaining, l.reserved))
+          FROM hold_reservations r
+          JOIN lots l ON l.member_id = r.member_id AND l.lot_id = r.lot_id
+         WHERE r.member_id = h.member_id AND r.hold_id = h.hold_id) AS reserved
+FROM holds h
+WHERE h.member_id = $1 AND h.hold_id = $2
+"""
+
+
 async def _locked_hold(
     connection: AsyncConnection, merchant_id: uuid.UUID, hold_id: uuid.UUID
-) -> tuple[LockedMember, object]:
-    await transacting_terms(connection, merchant_id)  # a suspended merchant only reads
-    member_id = await connection.scalar(
-        select(holds.c.member_id).where(
-            holds.c.hold_id == hold_id, holds.c.merchant_id == merchant_id
-        )
-    )
-    if member_id is None:
+) -> tuple[LockedMember, dict, list[tuple[int, OpenLot]]]:
+    """The holder locked, the active hold, and its reservations (points held, lot)."""
+    context = await _HOLDER_CONTEXT.fetch_holder(connection, merchant_id, hold_id)
+    if context is None:
         raise NotFound(f"Hold {hold_id} does not exist.")
-    member = await journal.lock_member(connection, member_id)
-    hold = (
-        await connection.execute(
-            select(holds).where(holds.c.member_id == member_id, holds.c.hold_id == hold_id)
-        )
-    ).one()
-    if hold.status == "active" and hold.expires_at <= member.now:
+    merchant_terms(context, merchant_id)  # a suspended merchant only reads
+    member = locked_member(context)
+    hold = dict(await (await driver(connection)).fetchrow(_HOLD_SQL, member.member_id, hold_id))
+    if hold["status"] == "active" and hold["expires_at"] <= member.now:
         # Refusing rolls this transaction back, so the release is left to what persists it:
         # the member's next spend, or `coalition jobs expire`. Reads already treat it as
         # released.
         raise HoldNotActive("The hold expired before it was captured.", holdStatus="expired")
-    if hold.status != "active":
-        raise HoldNotActive(f"The hold is {hold.status}.", holdStatus=hold.status)
-    return member, hold
+    if hold["status"] != "active":
+        raise HoldNotActive(f"The hold is {hold['status']}.", holdStatus=hold["status"])
+    reserved = [(held, OpenLot(*lot)) for held, *lot in hold["reserved"] or ()]
+    return member, hold, reserved
 
 
-async def _release(
-    connection: AsyncConnection, member: LockedMember, hold_id: uuid.UUID
-) -> list[tuple[uuid.UUID, int]]:
-    reservations = (
-        await connection.execute(
-            select(hold_reservations.c.lot_id, hold_reservations.c.points).where(
-                hold_reservations.c.member_id == member.member_id,
-                hold_reservations.c.hold_id == hold_id,
-            )
-        )
-    ).all()
-    if reservations:
-        await connection.execute(
-            update(lots)
-            .where(lots.c.member_id == bindparam("m_id"), lots.c.lot_id == bindparam("l_id"))
-            .values(reserved=lots.c.reserved - bindparam("take")),
-            [
-                {"m_id": member.member_id, "l_id": lot_id, "take": points}
-                for lot_id, points in reservations
-            ],
-        )
-    return [(lot_id, points) for lot_id, points in reservations]
+# Give the hold's reserved points back to their lots and close it, in one statement.
+_RELEASE_AND_CLOSE_SQL = """
+WITH released AS (
+    UPDATE lots SET reserved = lots.reserved - r.points
+    FROM hold_reservations r
+    WHERE r.member_id = $1 AND r.hold_id = $2 AND lots.member_id = $1 AND lots.lot_id = r.lot_id
+)
+UPDATE holds SET status = $3, closed_at = $4, captured_points = $5, capture_transaction_id = $6
+WHERE member_id = $1 AND hold_id = $2
+RETURNING hold_id, member_id, merchant_id, points, status, created_at, expires_at,
+    captured_points, capture_transaction_id
+"""
 
 
-async def _close(
+async def _release_and_close(
     connection: AsyncConnection,
     member: LockedMember,
     hold_id: uuid.UUID,
     status: str,
-    **values: object,
-) -> None:
-    await connection.execute(
-        update(holds)
-        .where(holds.c.member_id == member.member_id, holds.c.hold_id == hold_id)
-        .values(status=status, closed_at=member.now, **values)
+    captured_points: int | None = None,
+    capture_transaction_id: uuid.UUID | None = None,
+) -> HoldView:
+    row = await (await driver(connection)).fetchrow(
+        _RELEASE_AND_CLOSE_SQL,
+        member.member_id,
+        hold_id,
+        status,
+        member.now,
+        captured_points,
+        capture_transaction_id,
     )
+    return HoldView(**{name: row[name] for name in HoldView.__slots__})
 
 
 async def capture_hold(
@@ -418,20 +425,25 @@ async def capture_hold(
     rules: ProgramRules,
 ) -> RedemptionResult:
     """Capture all or part of a hold, once; an uncaptured remainder is released."""
-    member, hold = await _locked_hold(connection, merchant_id, hold_id)
-    captured = hold.points if points is None else points
-    if not 1 <= captured <= hold.points:
-        raise InvalidInput(f"Capture between 1 and {hold.points} points.")
-    reservations = await _release(connection, member, hold_id)
-    reserved_lots = {
-        lot.lot_id: lot for lot in await journal.open_lots(connection, member, spendable_only=False)
-    }
-    candidates = [
-        OpenLot(**{**_fields(reserved_lots[lot_id]), "remaining": points_held, "reserved": 0})
-        for lot_id, points_held in reservations
+    member, hold, reserved = await _locked_hold(connection, merchant_id, hold_id)
+    captured = hold["points"] if points is None else points
+    if not 1 <= captured <= hold["points"]:
+        raise InvalidInput(f"Capture between 1 and {hold['points']} points.")
+    # The plan takes from the points the hold reserved on each lot, first to expire first.
+    held = [
+        OpenLot(**{**_fields(lot), "remaining": points_held, "reserved": 0})
+        for points_held, lot in reserved
     ]
-    plan = journal.plan_first_to_expire(candidates, captured)
-    plan = [(reserved_lots[lot.lot_id], take) for lot, take in plan]
+    plan = journal.plan_first_to_expire(held, captured)
+    transaction_id = uuid.uuid4()
+    await _release_and_close(
+        connection,
+        member,
+        hold_id,
+        "captured",
+        captured_points=captured,
+        capture_transaction_id=transaction_id,
+    )
     result = await _post_redemption(
         connection,
         actor,
@@ -442,17 +454,10 @@ async def capture_hold(
         kind="capture",
         rules=rules,
         currency=rules.currency,
-        store_id=hold.store_id,
-        external_reference=hold.external_reference,
+        store_id=hold["store_id"],
+        external_reference=hold["external_reference"],
         hold_id=hold_id,
-    )
-    await _close(
-        connection,
-        member,
-        hold_id,
-        "captured",
-        captured_points=captured,
-        capture_transaction_id=result.transaction_id,
+        transaction_id=transaction_id,
     )
     await _repay_debt(connection, member, result.transaction_id)  # the uncaptured remainder
     return result
@@ -465,11 +470,10 @@ def _fields(lot: OpenLot) -> dict:
 async def void_hold(
     connection: AsyncConnection, actor: Principal, *, merchant_id: uuid.UUID, hold_id: uuid.UUID
 ) -> HoldView:
-    member, _ = await _locked_hold(connection, merchant_id, hold_id)
-    await _release(connection, member, hold_id)
-    await _close(connection, member, hold_id, "voided")
+    member, _, _ = await _locked_hold(connection, merchant_id, hold_id)
+    view = await _release_and_close(connection, member, hold_id, "voided")
     await _repay_debt(connection, member, hold_id)
-    return await _hold_view(connection, member.member_id, hold_id)
+    return view
 
 
 async def get_hold(

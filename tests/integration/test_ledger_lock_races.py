@@ -26,7 +26,9 @@ from tests.integration.ledger_support import (
     balance,
     by_id,
     earned,
+    hold,
     now_iso,
+    void,
 )
 
 pytestmark = pytest.mark.usefixtures("ledger_stays_consistent")
@@ -117,3 +119,24 @@ async def test_a_redemption_that_waited_for_a_hold_cannot_spend_the_held_points(
     assert problem["available"] == 0
     after = await balance(client, shop.headers, member)
     assert (after["total"], after["held"], after["available"]) == (100, 100, 0)
+
+
+async def test_a_void_that_waited_for_the_capture_of_its_hold_is_refused(
+    client, shop, member, async_engine, test_settings
+):
+    await earned(client, shop, member, 10_000)  # 100 points
+    held = await hold(client, shop, member, 80)
+    assert held.status_code == 201, held.text
+    hold_id = held.json()["holdId"]
+
+    async def capture_it(connection):
+        await redemption.capture_hold(
+            connection, _merchant(shop), merchant_id=uuid.UUID(shop.merchant_id),
+            hold_id=uuid.UUID(hold_id), points=50,
+            rules=test_settings.program.model_copy(update=EXACT_RULES),
+        )  # fmt: skip
+
+    response = await while_blocked(async_engine, capture_it, void(client, shop, hold_id))
+    assert assert_problem(response, 409, "hold-not-active")["holdStatus"] == "captured"
+    after = await balance(client, shop.headers, member)
+    assert (after["total"], after["held"], after["available"]) == (50, 0, 50)
