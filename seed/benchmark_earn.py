@@ -42,7 +42,9 @@ from shared.identifiers import generate_card_number
 from shared.settings import PROJECT_ROOT, get_settings
 from shared.tables import metadata
 
-WRK_SCRIPT = r"""
+# wrk posts {body}, a Lua expression of a random member's `card`, to {path}, each request
+# with a fresh Idempotency-Key.
+_CARD_SCRIPT = r"""
 local cards = {}
 local counter = 0
 init = function(args)
@@ -52,30 +54,21 @@ end
 request = function()
   counter = counter + 1
   local card = cards[math.random(#cards)]
-  local body = '{"member":{"kind":"card","value":"' .. card .. '"},"amountMinor":' ..
-    math.random(100, 20000) .. ',"currency":"USD","occurredAt":"' ..
-    os.date("!%Y-%m-%dT%H:%M:%SZ") .. '"}'
+  local body = {body}
   wrk.headers["Idempotency-Key"] = string.format("bench-%d-%d-%d", os.time(), counter, math.random(1e9))
-  return wrk.format("POST", "/v1/earn", nil, body)
+  return wrk.format("POST", "{path}", nil, body)
 end
 """
-
-
-REDEEM_SCRIPT = r"""
-local cards = {}
-local counter = 0
-init = function(args)
-  for line in io.lines(args[1]) do cards[#cards + 1] = line end
-  math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16) % 100000)
-end
-request = function()
-  counter = counter + 1
-  local card = cards[math.random(#cards)]
-  local body = '{"member":{"kind":"card","value":"' .. card .. '"},"points":100,"currency":"USD"}'
-  wrk.headers["Idempotency-Key"] = string.format("bench-r-%d-%d-%d", os.time(), counter, math.random(1e9))
-  return wrk.format("POST", "/v1/redemptions", nil, body)
-end
-"""
+WRK_SCRIPT = _CARD_SCRIPT.replace("{path}", "/v1/earn").replace(
+    "{body}",
+    """'{"member":{"kind":"card","value":"' .. card .. '"},"amountMinor":' ..
+    math.random(100, 20000) .. ',"currency":"USD","occurredAt":"' ..
+    os.date("!%Y-%m-%dT%H:%M:%SZ") .. '"}'""",
+)
+REDEEM_SCRIPT = _CARD_SCRIPT.replace("{path}", "/v1/redemptions").replace(
+    "{body}",
+    """'{"member":{"kind":"card","value":"' .. card .. '"},"points":100,"currency":"USD"}'""",
+)
 OPERATIONS = {"earn": WRK_SCRIPT, "redeem": REDEEM_SCRIPT}
 FUNDING_POINTS = 50_000  # per member before a redemption run: 500 redemptions of 100
 
