@@ -28,7 +28,8 @@ SELECT m.member_id, m.status, m.tier, m.tier_valid_until, m.enrolled_at, m.refer
        m.merged_into_member_id, b.balance, b.debt, now() AS now,
        mer.status AS merchant_status, mer.currency, mer.earn_rate, mer.pending_days,
        b.xmin = (SELECT b2.xmin FROM member_balances b2 WHERE b2.member_id = m.member_id)
-         AS read_after_last_write{needs}
+         AS read_after_last_write,
+       (SELECT s.merchant_id FROM stores s WHERE s.store_id = {store}) AS store_merchant_id{needs}
 FROM members m
 JOIN member_balances b ON b.member_id = m.member_id
 LEFT JOIN merchants mer ON mer.merchant_id = $2
@@ -68,10 +69,15 @@ class LockingRead:
     def __init__(self, needs: str = "") -> None:
         needs = needs.strip()
         statement = _TEMPLATE.replace("{needs}", ",\n       " + needs if needs else "")
-        self._by_id = statement.replace("{member}", "$1")
-        self._by_network_identifier = statement.replace("{member}", _BY_NETWORK_IDENTIFIER)
-        self._by_merchant_ref = statement.replace("{member}", _BY_MERCHANT_REF)
-        self._by_hold = statement.replace("{member}", _BY_HOLD)
+        # The store named by the request, if any, is the last parameter of each form.
+        self._by_id = statement.replace("{member}", "$1").replace("{store}", "$3")
+        self._by_network_identifier = statement.replace("{member}", _BY_NETWORK_IDENTIFIER).replace(
+            "{store}", "$4"
+        )
+        self._by_merchant_ref = statement.replace("{member}", _BY_MERCHANT_REF).replace(
+            "{store}", "$4"
+        )
+        self._by_hold = statement.replace("{member}", _BY_HOLD).replace("{store}", "$3")
 
     async def fetch(
         self,
@@ -80,11 +86,14 @@ class LockingRead:
         merchant_id: uuid.UUID,
         member_ref: MemberRef,
         default_region: str,
+        store_id: uuid.UUID | None = None,
     ) -> dict[str, Any]:
-        """The row, the balance row locked; NotFound when there is no member."""
+        """The row, the balance row locked; NotFound when there is no member. The row says
+        whose `store_id` is (require_store)."""
         if member_ref.kind == "member_id":
             statement = self._by_id
-            arguments = (await resolve(connection, actor, member_ref, default_region), merchant_id)
+            member_id = await resolve(connection, actor, member_ref, default_region)
+            arguments = (member_id, merchant_id, store_id)
         else:
             kind = IdentifierKind(member_ref.kind)
             value = normalise(kind, member_ref.value, default_region)
@@ -93,7 +102,7 @@ class LockingRead:
                 if kind is IdentifierKind.MERCHANT_REF
                 else self._by_network_identifier
             )
-            arguments = (value, merchant_id, kind.value)
+            arguments = (value, merchant_id, kind.value, store_id)
         row = await self._read(connection, statement, arguments)
         if row is None:
             raise NotFound("No such member.")
@@ -104,7 +113,7 @@ class LockingRead:
     ) -> dict[str, Any] | None:
         """The same read for the member holding one of the merchant's holds; None when the
         merchant has no such hold."""
-        return await self._read(connection, self._by_hold, (hold_id, merchant_id))
+        return await self._read(connection, self._by_hold, (hold_id, merchant_id, None))
 
     @staticmethod
     async def _read(
@@ -129,3 +138,9 @@ def merchant_terms(row: dict[str, Any], merchant_id: uuid.UUID) -> Terms:
     if row["merchant_status"] != "active":
         raise MerchantNotActive("The merchant is suspended and cannot post transactions.")
     return Terms(merchant_id, row["currency"], row["earn_rate"], int(row["pending_days"]))
+
+
+def require_store(row: dict[str, Any], merchant_id: uuid.UUID, store_id: uuid.UUID | None) -> None:
+    """A store named by the request is one of the merchant's."""
+    if store_id is not None and row["store_merchant_id"] != merchant_id:
+        raise NotFound(f"Store {store_id} does not exist.")

@@ -6,20 +6,20 @@ import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.access import Principal
 from shared.campaigns import awarding
 from shared.campaigns.rules import Purchase
-from shared.errors import CurrencyMismatch, InvalidInput, NotFound
+from shared.errors import CurrencyMismatch, InvalidInput
 from shared.ledger import behaviour, journal, tiers
-from shared.ledger.context import LockingRead, locked_member, merchant_terms
+from shared.ledger.context import LockingRead, locked_member, merchant_terms, require_store
 from shared.ledger.journal import ISSUED, MEMBER, LockedMember, NewLot, Posting
 from shared.ledger.rules import EarnBreakdown, LineItem, earn_breakdown, lot_expiry, split_for_debt
 from shared.members import MemberRef
 from shared.program import CURRENCY_EXPONENTS, ProgramRules
-from shared.tables import lots, stores
+from shared.tables import lots
 
 # How far back a till may date a purchase (offline tills catching up) and how far ahead
 # (clock skew).
@@ -69,18 +69,6 @@ def check_occurred_at(occurred_at: datetime, now: datetime) -> None:
         raise InvalidInput("occurredAt is in the future.")
     if occurred_at < now - MAX_BACKDATE:
         raise InvalidInput(f"occurredAt is more than {MAX_BACKDATE.days} days ago.")
-
-
-async def check_store(
-    connection: AsyncConnection, merchant_id: uuid.UUID, store_id: uuid.UUID | None
-) -> None:
-    if store_id is None:
-        return
-    owner = await connection.scalar(
-        select(stores.c.merchant_id).where(stores.c.store_id == store_id)
-    )
-    if owner != merchant_id:
-        raise NotFound(f"Store {store_id} does not exist.")
 
 
 async def extend_lots_on_activity(
@@ -133,11 +121,13 @@ async def earn(
         raise InvalidInput("A purchase amount is positive.")
     if sum(item.amount_minor for item in line_items) > amount_minor:
         raise InvalidInput("Line items add up to more than the purchase amount.")
-    context = await _EARN_CONTEXT.fetch(connection, actor, merchant_id, member_ref, default_region)
+    context = await _EARN_CONTEXT.fetch(
+        connection, actor, merchant_id, member_ref, default_region, store_id
+    )
     terms = merchant_terms(context, merchant_id)
     if currency != terms.currency:
         raise CurrencyMismatch(f"This merchant transacts in {terms.currency}, not {currency}.")
-    await check_store(connection, merchant_id, store_id)
+    require_store(context, merchant_id, store_id)
     member = locked_member(context)
     journal.require_active(member)
     check_occurred_at(occurred_at, member.now)

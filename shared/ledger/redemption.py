@@ -26,8 +26,7 @@ from shared.errors import (
     NotFound,
 )
 from shared.ledger import journal
-from shared.ledger.context import LockingRead, locked_member, merchant_terms
-from shared.ledger.earning import check_store
+from shared.ledger.context import LockingRead, locked_member, merchant_terms, require_store
 from shared.ledger.journal import MEMBER, REDEEMED, LockedMember, OpenLot, Posting
 from shared.ledger.rules import NotEnoughPoints, points_and_cash, points_value_minor
 from shared.members import MemberRef
@@ -132,11 +131,13 @@ async def _spend_context(
 ) -> tuple[LockedMember, list[OpenLot]]:
     """The member locked, checked active, with the lots it can spend now: two round trips
     unless one of its holds has run out and must be released first."""
-    context = await _SPEND_CONTEXT.fetch(connection, actor, merchant_id, member_ref, default_region)
+    context = await _SPEND_CONTEXT.fetch(
+        connection, actor, merchant_id, member_ref, default_region, store_id
+    )
     terms = merchant_terms(context, merchant_id)
     if currency is not None and currency != terms.currency:
         raise CurrencyMismatch(f"Points are valued in {currency} at this merchant.")
-    await check_store(connection, merchant_id, store_id)
+    require_store(context, merchant_id, store_id)
     member = locked_member(context)
     journal.require_active(member)
     found = await (await driver(connection)).fetchrow(_SPENDABLE_SQL, member.member_id, member.now)

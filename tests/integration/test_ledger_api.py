@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import text
 
 from tests.integration.ledger_support import EXACT_RULES
 
@@ -117,3 +118,38 @@ async def test_pending_window_keeps_new_points_unspendable(client, make_merchant
     refused = await redeem(client, returns_shop, member, 100)
     assert refused.status_code == 409
     assert refused.json()["available"] == 0
+
+
+async def test_a_merchants_own_store_is_recorded_on_earn_redemption_and_hold(
+    client, shop, member, keys, sync_engine
+):
+    created = await client.post(
+        f"/v1/merchants/{shop.merchant_id}/stores",
+        json={"code": "A-001", "name": "Shop A Main Street"},
+        headers=keys.hq_admin,
+    )
+    assert created.status_code == 201, created.text
+    store_id = created.json()["storeId"]
+    earned = await earn(client, shop, member, 50_000, storeId=store_id)
+    assert earned.status_code == 201, earned.text
+    spent = await client.post(
+        "/v1/redemptions",
+        json={"member": {"kind": "member_id", "value": member}, "points": 100,
+              "currency": "USD", "storeId": store_id},
+        headers={**shop.headers, "Idempotency-Key": "redeem-in-store"},
+    )  # fmt: skip
+    assert spent.status_code == 201, spent.text
+    held = await client.post(
+        "/v1/holds",
+        json={"member": {"kind": "member_id", "value": member}, "points": 100,
+              "storeId": store_id},
+        headers={**shop.headers, "Idempotency-Key": "hold-in-store"},
+    )  # fmt: skip
+    assert held.status_code == 201, held.text
+    with sync_engine.connect() as connection:
+        stores = connection.execute(
+            text("SELECT kind, store_id::text FROM ledger_transactions ORDER BY kind")
+        ).all()
+        hold_store = connection.execute(text("SELECT store_id::text FROM holds")).scalar_one()
+    assert [tuple(row) for row in stores] == [("earn", store_id), ("redeem", store_id)]
+    assert hold_store == store_id

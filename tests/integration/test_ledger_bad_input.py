@@ -468,6 +468,20 @@ CASES = [
         "not-found",
     ),
     Case(
+        "redeem-other-merchants-store",
+        REDEEM,
+        lambda w: redeem_body(w, storeId=w.other_store_id),
+        404,
+        "not-found",
+    ),
+    Case(
+        "hold-other-merchants-store",
+        HOLD,
+        lambda w: hold_body(w, storeId=w.other_store_id),
+        404,
+        "not-found",
+    ),
+    Case(
         "refund-zero",
         "/v1/transactions/{earn_id}/refunds",
         lambda w: {"amountMinor": 0},
