@@ -44,7 +44,7 @@ from itertools import accumulate
 
 from sqlalchemy import Connection, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.types import DateTime, Interval
+from sqlalchemy.types import DateTime
 
 from shared.settlement.reconciliation import STATEMENT_TOTALS_SQL, STATEMENTS_VS_LEDGER_SQL
 
@@ -95,7 +95,6 @@ def scope_keys(connection: Connection, scope: str, tiers: Sequence[str]) -> list
 
 _POINTS = bindparam("points", type_=ARRAY(DateTime(timezone=True)))
 _TICKS = bindparam("ticks", type_=ARRAY(DateTime(timezone=True)))
-_SPANS = bindparam("spans", type_=ARRAY(Interval()))
 
 
 def _sample_points(ticks: Sequence[datetime], window: timedelta) -> list[datetime]:
@@ -186,68 +185,54 @@ def _flow_metric(combine: Callable[[dict[str, float]], float | None]):
 # (inclusive): one +1 and one -1, binned by the sample points.
 _ISLANDS_SQL = """
 WITH purchases AS (
-    SELECT w.span, {key} AS scope_key, t.member_id, t.posted_at,
+    SELECT {key} AS scope_key, t.member_id, t.posted_at,
            t.posted_at - lag(t.posted_at) OVER (
-               PARTITION BY w.span, {key}, t.member_id ORDER BY t.posted_at) AS gap
+               PARTITION BY {key}, t.member_id ORDER BY t.posted_at) AS gap
     FROM ledger_transactions t {join}
-    CROSS JOIN unnest(:spans) AS w(span)
     WHERE t.kind = 'earn' AND t.posted_at >= :scan_from AND t.posted_at < :scan_to
 ), numbered AS (
-    SELECT span, scope_key, member_id, posted_at,
-           count(*) FILTER (WHERE gap IS NULL OR gap > span) OVER (
-               PARTITION BY span, scope_key, member_id ORDER BY posted_at) AS island
+    SELECT scope_key, member_id, posted_at,
+           count(*) FILTER (WHERE gap IS NULL OR gap > :window) OVER (
+               PARTITION BY scope_key, member_id ORDER BY posted_at) AS island
     FROM purchases
 ), islands AS (
-    SELECT span, scope_key, min(posted_at) AS starts_at, max(posted_at) + span AS ends_at
-    FROM numbered GROUP BY span, scope_key, member_id, island
+    SELECT scope_key, min(posted_at) AS starts_at, max(posted_at) + :window AS ends_at
+    FROM numbered GROUP BY scope_key, member_id, island
 )
-SELECT span, scope_key, width_bucket(starts_at, :points) AS bin, count(*) AS delta
-FROM islands GROUP BY 1, 2, 3
+SELECT scope_key, width_bucket(starts_at, :points) AS bin, count(*) AS delta
+FROM islands GROUP BY 1, 2
 UNION ALL
-SELECT span, scope_key, width_bucket(ends_at, :points) AS bin, -count(*) AS delta
-FROM islands GROUP BY 1, 2, 3
+SELECT scope_key, width_bucket(ends_at, :points) AS bin, -count(*) AS delta
+FROM islands GROUP BY 1, 2
 """
 
 
-def _active_members(
-    connection: Connection,
-    scope: str,
-    keys: Sequence[str],
-    ticks: Sequence[datetime],
-    spans: Sequence[timedelta],
-) -> dict[timedelta, dict[str, list[float]]]:
-    """Members with a purchase in [tick - span, tick), per span, scope key and tick.
+def _active_members_metric(connection, scope, keys, ticks, window) -> Values:
+    """Members with a purchase in [tick - window, tick), per scope key and tick.
 
     A member is active at t iff some island has starts_at < t <= ends_at: starts before t
     minus ends before t. An island that began before the scan is cut at the scan's start,
-    which changes nothing at any tick t as long as the scan starts at t - span or earlier.
+    which changes nothing at any tick t as long as the scan starts at t - window or earlier.
     """
     points = sorted(set(ticks))
     key, join = _scope_columns(scope)
     rows = connection.execute(
-        text(_ISLANDS_SQL.format(key=key, join=join)).bindparams(_POINTS, _SPANS),
+        text(_ISLANDS_SQL.format(key=key, join=join)).bindparams(_POINTS),
         {
             "points": points,
-            "spans": list(spans),
-            "scan_from": points[0] - max(spans),
+            "window": window,
+            "scan_from": points[0] - window,
             "scan_to": points[-1],
         },
     ).all()
-    bins: dict[tuple[timedelta, str], dict[int, float]] = defaultdict(lambda: defaultdict(float))
+    bins: dict[str, dict[int, float]] = defaultdict(lambda: defaultdict(float))
     for row in rows:
-        bins[(row.span, row.scope_key)][row.bin] += float(row.delta)
-    result: dict[timedelta, dict[str, list[float]]] = {}
-    for span in spans:
-        result[span] = {}
-        for scope_key in keys:
-            active = _running_totals(bins[(span, scope_key)], points)
-            result[span][scope_key] = [active[tick] for tick in ticks]
+        bins[row.scope_key][row.bin] += float(row.delta)
+    result: Values = {}
+    for scope_key in keys:
+        active = _running_totals(bins[scope_key], points)
+        result[scope_key] = [active[tick] for tick in ticks]
     return result
-
-
-def _active_members_metric(connection, scope, keys, ticks, window) -> Values:
-    counts = _active_members(connection, scope, keys, ticks, [window])[window]
-    return {scope_key: list(values) for scope_key, values in counts.items()}
 
 
 # Lapse: of the members with at least k purchases in the previous window P = [t - 2W, t - W),
