@@ -4,8 +4,9 @@ rules need, in one statement.
 
 Each write names what it needs as select-list items (sub-selects that may use the member
 `m`, its balance row `b` and the merchant `mer`, whose id is $2); `LockingRead` prepares
-the three forms of the statement (by member id, by network identifier, by the merchant's
-own reference) once, at import.
+the forms of the statement (the member by id, by network identifier, by the merchant's own
+reference, or as the holder of one of the merchant's holds) once, at import. The row also
+says which merchant owns the store the request names, if any (`require_store`).
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ class LockingRead:
         database = await driver(connection)
         row = await database.fetchrow(statement, *arguments)
         if row is not None and not row["read_after_last_write"]:
-            row = await database.fetchrow(statement, *arguments)  # no wait: the lock is ours
+            row = await database.fetchrow(statement, *arguments)  # a fresh snapshot, locked
         return None if row is None else dict(row)
 
 
