@@ -2,9 +2,12 @@
 
     .venv/bin/python -m seed.benchmark_earn --members 10000 --duration 30 --connections 32
     .venv/bin/python -m seed.benchmark_earn --operation redeem    # redemptions instead
+    .venv/bin/python -m seed.benchmark_earn --operation hold-capture
 
 With `--operation redeem`, every member first earns 50,000 points through the API, and wrk
 then spends 100 of them (the minimum redemption) per request, as tender, at random members.
+`--operation hold-capture` funds the members the same way, then holds 100 points and
+captures each hold in full: half the requests are holds, half captures.
 
 Needs `wrk` (Debian package) on PATH; pgbench comes with the embedded PostgreSQL (or any
 pgbench on PATH). Uses its own databases (coalition_bench, pgbench_bench) on the same
@@ -69,8 +72,36 @@ REDEEM_SCRIPT = _CARD_SCRIPT.replace("{path}", "/v1/redemptions").replace(
     "{body}",
     """'{"member":{"kind":"card","value":"' .. card .. '"},"points":100,"currency":"USD"}'""",
 )
-OPERATIONS = {"earn": WRK_SCRIPT, "redeem": REDEEM_SCRIPT}
-FUNDING_POINTS = 50_000  # per member before a redemption run: 500 redemptions of 100
+# Holds of 100 points at random members, each captured in full by a later request of the
+# same wrk thread (the hold's id is read from its response): half holds, half captures.
+HOLD_CAPTURE_SCRIPT = r"""
+local cards = {}
+local counter = 0
+local captures = {}
+init = function(args)
+  for line in io.lines(args[1]) do cards[#cards + 1] = line end
+  math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16) % 100000)
+end
+request = function()
+  counter = counter + 1
+  wrk.headers["Idempotency-Key"] = string.format("bench-h-%d-%d-%d", os.time(), counter, math.random(1e9))
+  local hold_id = table.remove(captures)
+  if hold_id then
+    return wrk.format("POST", "/v1/holds/" .. hold_id .. "/capture", nil, "{}")
+  end
+  local card = cards[math.random(#cards)]
+  local body = '{"member":{"kind":"card","value":"' .. card .. '"},"points":100}'
+  return wrk.format("POST", "/v1/holds", nil, body)
+end
+response = function(status, headers, body)
+  local hold_id = string.match(body, '"holdId":"([%x-]+)","memberId"')
+  if status == 201 and hold_id then
+    captures[#captures + 1] = hold_id
+  end
+end
+"""
+OPERATIONS = {"earn": WRK_SCRIPT, "redeem": REDEEM_SCRIPT, "hold-capture": HOLD_CAPTURE_SCRIPT}
+FUNDING_POINTS = 50_000  # per member before a spending run: 500 spends of 100
 
 
 def postgres_cpu_seconds() -> float:
@@ -345,7 +376,7 @@ def main() -> None:
     )
     target = ["--factory", "api.app:app_factory"]
     with uvicorn_server(target, arguments.workers, env, "/ready") as (base_url, api):
-        if arguments.operation == "redeem":
+        if arguments.operation != "earn":
             asyncio.run(_fund(base_url, key, cards, arguments.connections))
         run_wrk(base_url, key, cards, arguments.connections, 3, script)  # warm-up
         earn = measured_load(
@@ -360,7 +391,7 @@ def main() -> None:
         "operation": arguments.operation,
         arguments.operation: {key: value for key, value in earn.items() if key != "raw"},
         "pgbench_tpcb": {key: value for key, value in pgbench.items() if key != "raw"},
-        f"ratio_{arguments.operation}_to_pgbench": round(
+        f"ratio_{arguments.operation.replace('-', '_')}_to_pgbench": round(
             earn["requests_per_second"] / pgbench["tps"], 3
         ),
         "command": " ".join(sys.argv),
