@@ -45,15 +45,20 @@ from shared.identifiers import generate_card_number
 from shared.settings import PROJECT_ROOT, get_settings
 from shared.tables import metadata
 
-# wrk posts {body}, a Lua expression of a random member's `card`, to {path}, each request
-# with a fresh Idempotency-Key.
-_CARD_SCRIPT = r"""
+# Each wrk thread reads the members' cards from the file named by its argument.
+_CARDS = r"""
 local cards = {}
 local counter = 0
 init = function(args)
   for line in io.lines(args[1]) do cards[#cards + 1] = line end
   math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16) % 100000)
 end
+"""
+# wrk posts {body}, a Lua expression of a random member's `card`, to {path}, each request
+# with a fresh Idempotency-Key.
+_CARD_SCRIPT = (
+    _CARDS
+    + r"""
 request = function()
   counter = counter + 1
   local card = cards[math.random(#cards)]
@@ -62,6 +67,7 @@ request = function()
   return wrk.format("POST", "{path}", nil, body)
 end
 """
+)
 WRK_SCRIPT = _CARD_SCRIPT.replace("{path}", "/v1/earn").replace(
     "{body}",
     """'{"member":{"kind":"card","value":"' .. card .. '"},"amountMinor":' ..
@@ -74,14 +80,10 @@ REDEEM_SCRIPT = _CARD_SCRIPT.replace("{path}", "/v1/redemptions").replace(
 )
 # Holds of 100 points at random members, each captured in full by a later request of the
 # same wrk thread (the hold's id is read from its response): half holds, half captures.
-HOLD_CAPTURE_SCRIPT = r"""
-local cards = {}
-local counter = 0
+HOLD_CAPTURE_SCRIPT = (
+    _CARDS
+    + r"""
 local captures = {}
-init = function(args)
-  for line in io.lines(args[1]) do cards[#cards + 1] = line end
-  math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16) % 100000)
-end
 request = function()
   counter = counter + 1
   wrk.headers["Idempotency-Key"] = string.format("bench-h-%d-%d-%d", os.time(), counter, math.random(1e9))
@@ -100,6 +102,7 @@ response = function(status, headers, body)
   end
 end
 """
+)
 OPERATIONS = {"earn": WRK_SCRIPT, "redeem": REDEEM_SCRIPT, "hold-capture": HOLD_CAPTURE_SCRIPT}
 FUNDING_POINTS = 50_000  # per member before a spending run: 500 spends of 100
 
