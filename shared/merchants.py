@@ -274,6 +274,17 @@ class Terms:
     pending_days: int
 
 
+def posting_terms(merchant_id: uuid.UUID, row: Any | None) -> Terms:
+    """The terms a transaction is posted with, from the merchant's status, currency,
+    earn_rate and pending_days (`row`, None when there is no such merchant); a suspended
+    merchant cannot transact."""
+    if row is None:
+        raise NotFound(f"Merchant {merchant_id} does not exist.")
+    if row.status != "active":
+        raise MerchantNotActive("The merchant is suspended and cannot post transactions.")
+    return Terms(merchant_id, row.currency, row.earn_rate, int(row.pending_days))
+
+
 async def transacting_terms(connection: AsyncConnection, merchant_id: uuid.UUID) -> Terms:
     """The terms a transaction is posted with; a suspended merchant cannot transact."""
     row = (
@@ -286,8 +297,4 @@ async def transacting_terms(connection: AsyncConnection, merchant_id: uuid.UUID)
             ).where(merchants.c.merchant_id == merchant_id)
         )
     ).one_or_none()
-    if row is None:
-        raise NotFound(f"Merchant {merchant_id} does not exist.")
-    if row.status != "active":
-        raise MerchantNotActive("The merchant is suspended and cannot post transactions.")
-    return Terms(merchant_id, row.currency, row.earn_rate, int(row.pending_days))
+    return posting_terms(merchant_id, row)

@@ -12,17 +12,18 @@ says which merchant owns the store the request names, if any (`require_store`).
 from __future__ import annotations
 
 import uuid
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.access import Principal
 from shared.database.driver import driver
-from shared.errors import MerchantNotActive, NotFound
+from shared.errors import NotFound
 from shared.identifiers import IdentifierKind, normalise
 from shared.ledger.journal import LockedMember
 from shared.members import MemberRef, resolve
-from shared.merchants import Terms
+from shared.merchants import Terms, posting_terms
 
 _TEMPLATE = """
 SELECT m.member_id, m.status, m.tier, m.tier_valid_until, m.enrolled_at, m.referred_by_member_id,
@@ -132,13 +133,16 @@ def locked_member(row: dict[str, Any]) -> LockedMember:
 
 
 def merchant_terms(row: dict[str, Any], merchant_id: uuid.UUID) -> Terms:
-    """The merchant's terms from the row (merchants.transacting_terms' rules): a suspended
-    merchant cannot transact."""
-    if row["merchant_status"] is None:
-        raise NotFound(f"Merchant {merchant_id} does not exist.")
-    if row["merchant_status"] != "active":
-        raise MerchantNotActive("The merchant is suspended and cannot post transactions.")
-    return Terms(merchant_id, row["currency"], row["earn_rate"], int(row["pending_days"]))
+    """The merchant's terms from the row (merchants.posting_terms)."""
+    merchant = None
+    if row["merchant_status"] is not None:
+        merchant = SimpleNamespace(
+            status=row["merchant_status"],
+            currency=row["currency"],
+            earn_rate=row["earn_rate"],
+            pending_days=row["pending_days"],
+        )
+    return posting_terms(merchant_id, merchant)
 
 
 def require_store(row: dict[str, Any], merchant_id: uuid.UUID, store_id: uuid.UUID | None) -> None:
