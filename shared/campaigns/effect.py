@@ -221,6 +221,7 @@ def _welch(treatment: ArmSummary, holdout: ArmSummary, confidence: float) -> Lif
     standard_error = math.sqrt(share_t + share_h)
     if standard_error == 0.0:
         # Both arms constant: the difference is known exactly (module docstring).
+        relative = _exact_relative(difference, holdout.mean)
         return LiftEstimate(
             method="welch",
             confidence=confidence,
@@ -232,9 +233,9 @@ def _welch(treatment: ArmSummary, holdout: ArmSummary, confidence: float) -> Lif
             ci_high=difference,
             p_value=1.0 if difference == 0 else 0.0,
             degrees_of_freedom=math.nan,
-            relative_lift=_exact_relative(difference, holdout.mean),
-            relative_ci_low=_exact_relative(difference, holdout.mean),
-            relative_ci_high=_exact_relative(difference, holdout.mean),
+            relative_lift=relative,
+            relative_ci_low=relative,
+            relative_ci_high=relative,
         )
     # Welch-Satterthwaite, on shares scaled to at most 1 so that squares of tiny variances
     # do not underflow to 0/0; a zero-variance arm contributes 0 to both sums.

@@ -282,9 +282,26 @@ async def post(
     return transaction_id
 
 
+# A lot as OpenLot's fields, in order, for statements that read lots as records.
+OPEN_LOT_FIELDS = (
+    "l.lot_id, l.source, l.issuing_merchant_id, l.funder_merchant_id, l.earned_at,"
+    " l.available_at, l.expires_at, l.original, l.remaining, l.reserved"
+)
+# The lots member $1 can spend at $2, as one array of OpenLot records: a sub-select, so a
+# statement can read them together with something else (a redemption reads the holds).
+SPENDABLE_LOTS_SQL = f"""(SELECT array_agg(ROW({OPEN_LOT_FIELDS})) FROM lots l
+  WHERE l.member_id = $1 AND l.remaining > 0 AND l.remaining > l.reserved
+    AND l.available_at <= $2 AND l.expires_at > $2)"""
+
+
 async def open_lots(
     connection: AsyncConnection, member: LockedMember, *, spendable_only: bool
 ) -> list[OpenLot]:
+    if spendable_only:
+        found = await (await driver(connection)).fetchval(
+            "SELECT " + SPENDABLE_LOTS_SQL, member.member_id, member.now
+        )
+        return [OpenLot(*lot) for lot in found or ()]
     query = select(
         lots.c.lot_id,
         lots.c.source,
@@ -297,12 +314,6 @@ async def open_lots(
         lots.c.remaining,
         lots.c.reserved,
     ).where(lots.c.member_id == member.member_id, lots.c.remaining > 0)
-    if spendable_only:
-        query = query.where(
-            lots.c.remaining > lots.c.reserved,
-            lots.c.available_at <= member.now,
-            lots.c.expires_at > member.now,
-        )
     return [OpenLot(**row._mapping) for row in await connection.execute(query)]
 
 

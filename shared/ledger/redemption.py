@@ -106,16 +106,11 @@ async def _spendable(
 
 _SPEND_CONTEXT = LockingRead()
 # After the lock: whether a hold of the member has run out (then the slow path releases it
-# first), and the lots spendable now (OpenLot's fields; journal.open_lots' spendable_only).
-_SPENDABLE_SQL = """
+# first), and the lots spendable now.
+_SPENDABLE_SQL = f"""
 SELECT EXISTS (SELECT 1 FROM holds h WHERE h.member_id = $1 AND h.status = 'active'
                AND h.expires_at <= $2) AS holds_ran_out,
-       (SELECT array_agg(ROW(l.lot_id, l.source, l.issuing_merchant_id, l.funder_merchant_id,
-                             l.earned_at, l.available_at, l.expires_at, l.original, l.remaining,
-                             l.reserved))
-          FROM lots l
-         WHERE l.member_id = $1 AND l.remaining > 0 AND l.remaining > l.reserved
-           AND l.available_at <= $2 AND l.expires_at > $2) AS spendable
+       {journal.SPENDABLE_LOTS_SQL} AS spendable
 """
 
 
@@ -348,11 +343,9 @@ async def _hold_view(
 _HOLDER_CONTEXT = LockingRead()
 # After the lock: the hold, and the lots it reserves points on with how many (OpenLot's
 # fields after the points).
-_HOLD_SQL = """
+_HOLD_SQL = f"""
 SELECT h.status, h.points, h.expires_at, h.store_id, h.external_reference,
-       (SELECT array_agg(ROW(r.points, l.lot_id, l.source, l.issuing_merchant_id,
-                             l.funder_merchant_id, l.earned_at, l.available_at, l.expires_at,
-                             l.original, l.remaining, l.reserved))
+       (SELECT array_agg(ROW(r.points, {journal.OPEN_LOT_FIELDS}))
           FROM hold_reservations r
           JOIN lots l ON l.member_id = r.member_id AND l.lot_id = r.lot_id
          WHERE r.member_id = h.member_id AND r.hold_id = h.hold_id) AS reserved
