@@ -26,14 +26,15 @@ def test_each_endpoint_answers_the_amount_it_was_sent(stack_client, endpoint):
 
 
 def test_the_transaction_shape_runs_its_statements_in_one_transaction(stack_client, monkeypatch):
-    seen = []
+    transactions = []
     original = benchmark_stack.driver
 
     async def spying_driver(connection):
         database = await original(connection)
-        seen.append(database.is_in_transaction())
+        transactions.append(await database.fetchval("SELECT txid_current()"))
         return database
 
     monkeypatch.setattr(benchmark_stack, "driver", spying_driver)
-    stack_client.post("/transaction", json={"amountMinor": 7})
-    assert seen == [True, True, True]
+    response = stack_client.post("/transaction", json={"amountMinor": 7})
+    assert response.status_code == 201
+    assert len(transactions) == 3 and len(set(transactions)) == 1
