@@ -37,6 +37,7 @@ from pathlib import Path
 import httpx
 import psutil
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import URL
 
 from shared.database.bootstrap import ensure_database
 from shared.database.migrate import upgrade
@@ -45,7 +46,8 @@ from shared.identifiers import generate_card_number
 from shared.settings import PROJECT_ROOT, get_settings
 from shared.tables import metadata
 
-# Each wrk thread reads the members' cards from the file named by its argument.
+# Each wrk thread reads the members' cards from the file named by its argument; every
+# request gets a fresh Idempotency-Key.
 _CARDS = r"""
 local cards = {}
 local counter = 0
@@ -53,30 +55,32 @@ init = function(args)
   for line in io.lines(args[1]) do cards[#cards + 1] = line end
   math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16) % 100000)
 end
+local function fresh_key()
+  counter = counter + 1
+  wrk.headers["Idempotency-Key"] = string.format("bench-%d-%d-%d", os.time(), counter, math.random(1e9))
+end
+local function member_body(rest)
+  local card = cards[math.random(#cards)]
+  return '{"member":{"kind":"card","value":"' .. card .. '"},' .. rest .. '}'
+end
 """
-# wrk posts {body}, a Lua expression of a random member's `card`, to {path}, each request
-# with a fresh Idempotency-Key.
+# wrk posts member_body({rest}) to {path}: {rest} is a Lua expression of the body's other fields.
 _CARD_SCRIPT = (
     _CARDS
     + r"""
 request = function()
-  counter = counter + 1
-  local card = cards[math.random(#cards)]
-  local body = {body}
-  wrk.headers["Idempotency-Key"] = string.format("bench-%d-%d-%d", os.time(), counter, math.random(1e9))
-  return wrk.format("POST", "{path}", nil, body)
+  fresh_key()
+  return wrk.format("POST", "{path}", nil, member_body({rest}))
 end
 """
 )
 WRK_SCRIPT = _CARD_SCRIPT.replace("{path}", "/v1/earn").replace(
-    "{body}",
-    """'{"member":{"kind":"card","value":"' .. card .. '"},"amountMinor":' ..
-    math.random(100, 20000) .. ',"currency":"USD","occurredAt":"' ..
-    os.date("!%Y-%m-%dT%H:%M:%SZ") .. '"}'""",
+    "{rest}",
+    """'"amountMinor":' .. math.random(100, 20000) .. ',"currency":"USD","occurredAt":"' ..
+    os.date("!%Y-%m-%dT%H:%M:%SZ") .. '"'""",
 )
 REDEEM_SCRIPT = _CARD_SCRIPT.replace("{path}", "/v1/redemptions").replace(
-    "{body}",
-    """'{"member":{"kind":"card","value":"' .. card .. '"},"points":100,"currency":"USD"}'""",
+    "{rest}", """'"points":100,"currency":"USD"'"""
 )
 # Holds of 100 points at random members, each captured in full by a later request of the
 # same wrk thread (the hold's id is read from its response): half holds, half captures.
@@ -85,15 +89,12 @@ HOLD_CAPTURE_SCRIPT = (
     + r"""
 local captures = {}
 request = function()
-  counter = counter + 1
-  wrk.headers["Idempotency-Key"] = string.format("bench-h-%d-%d-%d", os.time(), counter, math.random(1e9))
+  fresh_key()
   local hold_id = table.remove(captures)
   if hold_id then
     return wrk.format("POST", "/v1/holds/" .. hold_id .. "/capture", nil, "{}")
   end
-  local card = cards[math.random(#cards)]
-  local body = '{"member":{"kind":"card","value":"' .. card .. '"},"points":100}'
-  return wrk.format("POST", "/v1/holds", nil, body)
+  return wrk.format("POST", "/v1/holds", nil, member_body('"points":100'))
 end
 response = function(status, headers, body)
   local hold_id = string.match(body, '"holdId":"([%x-]+)","memberId"')
@@ -205,7 +206,7 @@ def run_wrk(
 
 
 async def _fund(base_url: str, key: str, cards: list[str], connections: int) -> None:
-    """Give every member FUNDING_POINTS through the API (earn rate 1: $500.00 each)."""
+    """Give every member FUNDING_POINTS through the API (earn rate 1: a $50,000.00 purchase)."""
     headers = {"Authorization": f"Bearer {key}"}
     queue = list(enumerate(cards))
 
@@ -352,6 +353,25 @@ def measured_load(server: psutil.Process, load: Callable[[], dict]) -> dict:
     return result
 
 
+def require_wrk() -> None:
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed (apt-get install wrk)")
+
+
+def bench_database() -> tuple[URL, URL]:
+    """The configured (or embedded) server and its coalition_bench database, created when
+    missing; psycopg URLs."""
+    server = with_driver(server_url(get_settings()), "psycopg")
+    ensure_database(server, "coalition_bench")
+    return server, server.set(database="coalition_bench")
+
+
+def server_env(connections: int, workers: int, **variables: str) -> dict[str, str]:
+    """The served app's environment: a database pool per worker of one connection per wrk
+    connection it serves."""
+    return dict(os.environ, COALITION_DB_POOL_SIZE=str(max(connections // workers, 4)), **variables)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -362,20 +382,16 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--operation", choices=sorted(OPERATIONS), default="earn")
     arguments = parser.parse_args()
-    if not shutil.which("wrk"):
-        sys.exit("wrk is not installed (apt-get install wrk)")
+    require_wrk()
     script = OPERATIONS[arguments.operation]
 
-    settings = get_settings()
-    server = with_driver(server_url(settings), "psycopg")
-    ensure_database(server, "coalition_bench")
-    url = server.set(database="coalition_bench")
+    server, url = bench_database()
     upgrade(url)
     key, cards = prepare(url, arguments.members)
-    env = dict(
-        os.environ,
+    env = server_env(
+        arguments.connections,
+        arguments.workers,
         DATABASE_URL=url.render_as_string(hide_password=False),
-        COALITION_DB_POOL_SIZE=str(max(arguments.connections // arguments.workers, 4)),
     )
     target = ["--factory", "api.app:app_factory"]
     with uvicorn_server(target, arguments.workers, env, "/ready") as (base_url, api):

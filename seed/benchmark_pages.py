@@ -27,18 +27,20 @@ def reader(url: str):
     from sqlalchemy import create_engine
 
     from shared import hq_users
+    from shared.errors import NotFound
 
     engine = create_engine(url)
     with engine.begin() as connection:
-        if READER not in {user.username for user in hq_users.list_users(connection)}:
-            hq_users.create_user(
+        try:
+            user = hq_users.get_user(connection, READER)
+        except NotFound:
+            user = hq_users.create_user(
                 connection,
                 username=READER,
                 display_name="Benchmark reader",
                 role=hq_users.HqRole.ANALYST,
                 password=None,
             )
-        user = hq_users.get_user(connection, READER)
     engine.dispose()
     return user
 

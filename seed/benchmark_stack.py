@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 from contextlib import asynccontextmanager
 
@@ -32,11 +31,16 @@ from litestar import Litestar, Request, get, post
 from litestar.params import JSONBody
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from seed.benchmark_earn import measured_load, run_wrk_script, uvicorn_server
-from shared.database.bootstrap import async_url, ensure_database
+from seed.benchmark_earn import (
+    bench_database,
+    measured_load,
+    require_wrk,
+    run_wrk_script,
+    server_env,
+    uvicorn_server,
+)
+from shared.database.bootstrap import async_url
 from shared.database.driver import driver
-from shared.database.urls import server_url, with_driver
-from shared.settings import get_settings
 
 ENDPOINTS = ("http", "statement", "transaction")
 WRK_SCRIPT = r"""
@@ -107,16 +111,11 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     arguments = parser.parse_args()
-    if not shutil.which("wrk"):
-        sys.exit("wrk is not installed (apt-get install wrk)")
-
-    server = with_driver(server_url(get_settings()), "psycopg")
-    ensure_database(server, "coalition_bench")
-    url = server.set(database="coalition_bench", drivername="postgresql")
-    env = dict(
-        os.environ,
-        **{_DATABASE_URL_VARIABLE: url.render_as_string(hide_password=False)},
-        COALITION_DB_POOL_SIZE=str(max(arguments.connections // arguments.workers, 4)),
+    require_wrk()
+    _, url = bench_database()
+    libpq_url = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    env = server_env(
+        arguments.connections, arguments.workers, **{_DATABASE_URL_VARIABLE: libpq_url}
     )
     results = {}
     with uvicorn_server(["seed.benchmark_stack:app"], arguments.workers, env, "/ready") as (
