@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from dashboard import formats, periods
+from dashboard.views import LIKELY_GONE
 from shared.analytics.activity import ActiveDaysHistogram, ActivityPeriod, PairAffinity
 from shared.analytics.lifecycle import LifecyclePeriod
 from shared.analytics.query import Grain
@@ -373,7 +374,7 @@ def _period_line(items: Sequence, value, text, *, name: str, color: str) -> list
 
 
 def active_members(items: Sequence[ActivityPeriod], grain: Grain) -> go.Figure:
-    name = {"day": "Daily", "week": "Weekly", "month": "Monthly"}[grain]
+    name = periods.GRAIN_NAMES[grain]
     figure = go.Figure(
         go.Bar(
             x=[item.period_start for item in items],
@@ -713,7 +714,10 @@ def p_alive_distribution(upper_edges: Sequence[float], counts: Sequence[int]) ->
         f"{formats.percent(low, decimals=0)}–{formats.percent(high, decimals=0)}"
         for low, high in zip(lowers, upper_edges, strict=True)
     ]
-    colours = [RED if high <= 0.3 else ORANGE if high <= 0.6 else GREEN for high in upper_edges]
+    colours = [
+        RED if high <= LIKELY_GONE + 1e-9 else ORANGE if high <= 0.6 else GREEN
+        for high in upper_edges
+    ]
     figure = go.Figure(
         go.Bar(
             x=labels,

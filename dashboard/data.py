@@ -153,7 +153,7 @@ def active_days(
     scope = replace(
         filters.scope(),
         start=periods.previous_period(period, grain),
-        end=periods.period_end(period, grain),
+        end=analytics.next_period(period, grain),
     )
     return _query(activity.active_days_histogram(grain, scope, as_of))
 

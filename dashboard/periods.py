@@ -16,16 +16,17 @@ from datetime import date, timedelta
 from typing import Protocol, TypeVar
 
 from shared.analytics.filters import Filters
-from shared.analytics.query import Grain, MetricScope, next_period, period_start
+from shared.analytics.query import Grain, MetricScope, period_start
 
 TREND_PERIODS: dict[Grain, int] = {"day": 30, "week": 26, "month": 13}
+GRAIN_NAMES: dict[Grain, str] = {"day": "Daily", "week": "Weekly", "month": "Monthly"}
 
 
 def periods_back(day: date, grain: Grain, count: int) -> date:
     """The start of the period `count - 1` periods before the one `day` falls in."""
     start = period_start(day, grain)
     for _ in range(count - 1):
-        start = period_start(start - timedelta(days=1), grain)
+        start = previous_period(start, grain)
     return start
 
 
@@ -72,11 +73,6 @@ def headline(periods: Sequence[P], filters: Filters, grain: Grain) -> tuple[P, P
     before = previous_period(current.period_start, grain)
     previous = next((period for period in periods if period.period_start == before), None)
     return current, previous
-
-
-def period_end(start: date, grain: Grain) -> date:
-    """The first day after the period."""
-    return next_period(start, grain)
 
 
 def same_periods(items: Sequence[P], start: date, grain: Grain) -> tuple[P | None, P | None]:

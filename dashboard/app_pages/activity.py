@@ -18,9 +18,7 @@ if as_of is None:
     ui.empty_state(views.NO_ROLLUPS)
     st.stop()
 
-grain = ui.choose_one(
-    "Periods", {"day": "Daily", "week": "Weekly", "month": "Monthly"}, default="month", key="grain"
-)
+grain = ui.choose_one("Periods", periods.GRAIN_NAMES, default="month", key="grain")
 series = data.activity_series(filters, grain, as_of)
 headline = periods.headline(series, filters, grain)
 if headline is None:

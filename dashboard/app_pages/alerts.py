@@ -22,7 +22,7 @@ pending_tile.metric(
     "Pending or recovering", sum(a.state in ("pending", "recovering") for a in current)
 )
 no_data_tile.metric("No data", sum(alert.state == "no_data" for alert in current))
-rules_tile.metric("Rules enabled", sum(rule.enabled for rule in rules))
+rules_tile.metric("Rules enabled", data.alert_rule_count())
 
 st.subheader("Now")
 if current:

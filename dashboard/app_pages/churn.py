@@ -3,7 +3,7 @@ left already (the BG/NBD model) with the list to win back."""
 
 import streamlit as st
 
-from dashboard import charts, data, ui, views
+from dashboard import charts, data, periods, ui, views
 from dashboard import formats as fmt
 from dashboard.filters import current_filters
 from shared.analytics.churn_model import SCORED_BALANCES
@@ -35,7 +35,11 @@ with threshold:
         "100 gaps): a member silent for longer has waited longer than 9 returns in 10.",
     )
 with periods_column:
-    grain = ui.choose_one("Periods", {"month": "Monthly", "week": "Weekly"}, key="churn_grain")
+    grain = ui.choose_one(
+        "Periods",
+        {grain: periods.GRAIN_NAMES[grain] for grain in ("month", "week")},
+        key="churn_grain",
+    )
 
 states = data.lifecycle_states(filters, grain, lapse_days, as_of)
 if not any(period.members for period in states):

@@ -17,7 +17,11 @@ if as_of is None:
     ui.empty_state(views.NO_ROLLUPS)
     st.stop()
 
-grain = ui.choose_one("Periods", {"month": "Monthly", "week": "Weekly"}, key="redemption_grain")
+grain = ui.choose_one(
+    "Periods",
+    {grain: periods.GRAIN_NAMES[grain] for grain in ("month", "week")},
+    key="redemption_grain",
+)
 series = data.activity_series(filters, grain, as_of)
 headline = periods.headline(series, filters, grain)
 if headline is None:
