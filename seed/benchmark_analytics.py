@@ -103,7 +103,6 @@ _EXPORTS = {
     " FROM ledger_transactions WHERE merchant_id IS NOT NULL"
     " AND kind IN ('earn', 'refund', 'redeem', 'capture', 'reversal')",
     "members": "SELECT member_id, enrolled_at, acquiring_merchant_id, tier FROM members",
-    "balances": "SELECT member_id, balance FROM member_balances",
     "allocations": "SELECT kind, issuing_merchant_id, redeeming_merchant_id, posted_at, points"
     " FROM allocations WHERE kind IN ('redemption', 'reversal', 'expiry')",
 }
@@ -196,12 +195,6 @@ def duck_queries(as_of: date, ctx: dict) -> list[tuple[str, str]]:
         ("inter-purchase gaps",
          f"SELECT to_day - from_day g, count(*) FROM ({spells}) s"
          f" WHERE NOT from_enrolment AND to_day IS NOT NULL GROUP BY 1"),
-        ("burn/earn + redeemer penetration, months",
-         "SELECT date_trunc('month', CAST(occurred_at AS DATE)) p,"
-         " sum(points) FILTER (WHERE kind IN ('earn', 'refund')),"
-         " -sum(points) FILTER (WHERE kind IN ('redeem', 'capture', 'reversal')),"
-         " count(DISTINCT member_id) FILTER (WHERE kind IN ('redeem', 'capture')),"
-         f" count(DISTINCT member_id) FILTER (WHERE {active}) FROM tx GROUP BY 1"),
         ("time to first redemption",
          f"WITH e AS ({enrolled}), r AS (SELECT member_id, min(CAST(occurred_at AS DATE)) f"
          f" FROM tx WHERE kind IN ('redeem', 'capture') GROUP BY 1)"

@@ -23,8 +23,8 @@ from shared.tables import activity_members, member_balances
 class MemberSummaries:
     """One entry per member, as columns (NaT / 0 where a member never purchased).
 
-    Days are local days; BG/NBD's inputs for a member with at least one purchase day are
-    x = purchase_days - 1, t_x = last - first purchase day, T = as_of - first purchase day.
+    Days are local days; BG/NBD's inputs for a member with at least one purchase are
+    x = purchases - 1, t_x = last - first purchase day, T = as_of - first purchase day.
     (The balance is on the at-risk list: joining it here would double the query's cost.)
     """
 
