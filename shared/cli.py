@@ -380,11 +380,9 @@ def jobs_rollups(
     full: bool = typer.Option(False, help="Rebuild every rollup from the whole ledger."),
 ) -> None:
     """Bring the analytics rollups up to date from their watermark (idempotent)."""
-    from sqlalchemy import create_engine
-
     from shared.analytics.refresh import refresh
 
-    engine = create_engine(_database_url())
+    engine = _sync_engine()
     try:
         report = refresh(engine, get_settings().program, full=full)
     finally:

@@ -202,14 +202,12 @@ class Delivery:
 def list_deliveries(
     connection: Connection,
     *,
-    endpoint_id: uuid.UUID | None = None,
+    endpoint_id: uuid.UUID,
     limit: int = 100,
     offset: int = 0,
 ) -> tuple[list[Delivery], int]:
-    """The delivery log, newest first, each delivery with its attempts."""
-    conditions = []
-    if endpoint_id is not None:
-        conditions.append(alert_deliveries.c.endpoint_id == endpoint_id)
+    """An endpoint's delivery log, newest first, each delivery with its attempts."""
+    conditions = [alert_deliveries.c.endpoint_id == endpoint_id]
     total = connection.scalar(select(func.count()).select_from(alert_deliveries).where(*conditions))
     rows = connection.execute(
         select(alert_deliveries)

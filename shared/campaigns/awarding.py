@@ -23,8 +23,8 @@ from shared.campaigns.rules import (
     Offer,
     PastEarn,
     Purchase,
+    admits,
     bonus,
-    eligible,
     member_arm,
     targets,
     within_member_cap,
@@ -153,9 +153,7 @@ async def award(
         if any(offer.needs_history for offer in targeted)
         else History()
     )
-    applicable = [
-        offer for offer in targeted if eligible(offer, purchase, history, global_holdout_bps)
-    ]
+    applicable = [offer for offer in targeted if admits(offer, purchase, history)]
     if not applicable:
         return []
     arms = {offer.campaign_id: member_arm(offer, purchase.member_id) for offer in applicable}

@@ -108,10 +108,13 @@ def lapsed(offer: Offer, purchase: Purchase, history: History) -> bool:
 
 
 def eligible(offer: Offer, purchase: Purchase, history: History, global_holdout_bps: int) -> bool:
-    """The purchase makes the member eligible, which records the member's arm. A triggered
-    win-back campaign is only for members coming back after a lapse."""
-    if not targets(offer, purchase, global_holdout_bps):
-        return False
+    """The purchase makes the member eligible, which records the member's arm."""
+    return targets(offer, purchase, global_holdout_bps) and admits(offer, purchase, history)
+
+
+def admits(offer: Offer, purchase: Purchase, history: History) -> bool:
+    """What eligibility asks beyond targeting: a triggered win-back campaign is only for
+    members coming back after a lapse."""
     if offer.kind == "win_back" and offer.audience == "triggered":
         return lapsed(offer, purchase, history)
     return True
