@@ -163,6 +163,7 @@ _SUMMARY_COLUMNS = (
     "first_active_day", "last_active_day", "active_days", "first_purchase_day",
     "last_purchase_day", "purchase_days", "first_redemption_day", "merchants", *DAY_COUNTERS,
 )  # fmt: skip
+_SUMS = ", ".join(f"sum({name}) AS {name}" for name in DAY_COUNTERS)
 _MEMBERS_SQL = f"""
 INSERT INTO activity_members AS s (member_id, enrolled_day, acquiring_merchant_id, tier,
                                    {", ".join(_SUMMARY_COLUMNS)})
@@ -184,7 +185,7 @@ LEFT JOIN (
          count(DISTINCT day) FILTER (WHERE purchases > 0) AS purchase_days,
          min(day) FILTER (WHERE redemptions > 0) AS first_redemption_day,
          count(DISTINCT merchant_id) FILTER (WHERE {_ACTIVE}) AS merchants,
-         {", ".join(f"sum({name}) AS {name}" for name in DAY_COUNTERS)}
+         {_SUMS}
   FROM activity_member_days d
   JOIN activity_touched USING (member_id)
   GROUP BY d.member_id
@@ -262,7 +263,6 @@ _PERIOD_VALUES = (
     "active_members", "purchasers", "redeemers", "multi_merchant_members",
     "active_member_days", *DAY_COUNTERS,
 )  # fmt: skip
-_SUMS = ", ".join(f"sum({name}) AS {name}" for name in DAY_COUNTERS)
 
 
 def _periods(grain: str) -> _Contribution:
@@ -568,8 +568,9 @@ def _apply_window(
         connection.execute(text(_MEMBER_DAYS_SQL), window)
         connection.execute(text(_MEMBERS_SQL), window)
         _contribute(connection, +1)
-        for contribution in CONTRIBUTIONS:
-            connection.execute(text(contribution.prune()))
+        # Several contributions share a table and its values: prune each table once.
+        for prune in dict.fromkeys(contribution.prune() for contribution in CONTRIBUTIONS):
+            connection.execute(text(prune))
     connection.execute(text(_POINT_FLOWS_SQL), window)
     return touched
 
