@@ -165,15 +165,11 @@ async def refund(
             "clawback": {str(lot_id): points for lot_id, points in claw.items()},
             "debtCreated": debt,
         },
-    )
-    # Only what is still in the lot leaves it now (`take`); the part already spent becomes
-    # debt. `clawed_back` keeps the whole clawback so later partial refunds add up exactly.
-    await journal.consume_lots(
-        connection,
-        member,
-        transaction_id,
-        "clawback",
-        [(lot, take) for lot, take in from_lots if take > 0],
+        # Only what is still in the lot leaves it now (`take`); the part already spent
+        # becomes debt. `clawed_back` keeps the whole clawback so later partial refunds add
+        # up exactly.
+        consumed=from_lots,
+        allocation_kind="clawback",
     )
     for lot_id, points in claw.items():
         if points > 0:
@@ -358,11 +354,11 @@ async def adjust(
         actor_key_id=actor.key_id,
         earned=max(points, 0),
         new_lots=credit,
+        consumed=plan,
+        allocation_kind="adjustment",
     )
     if points > 0:
         await journal.absorb_debt(connection, member, transaction_id)
-    else:
-        await journal.consume_lots(connection, member, transaction_id, "adjustment", plan)
     await audit.record(
         connection,
         actor,

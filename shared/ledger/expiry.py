@@ -55,16 +55,15 @@ async def expire_member(
     if not expired:
         return
     entries, total = breakage_entries([(lot.issuing_merchant_id, lot.free) for lot in expired])
-    transaction_id = await journal.post(
+    await journal.post(
         connection,
         member,
         kind="expiry",
         entries=entries,
         activity=False,
         details={"lots": len(expired)},
-    )
-    await journal.consume_lots(
-        connection, member, transaction_id, "expiry", [(lot, lot.free) for lot in expired]
+        consumed=[(lot, lot.free) for lot in expired],
+        allocation_kind="expiry",
     )
     report.members += 1
     report.lots += len(expired)

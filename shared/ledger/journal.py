@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.database.driver import driver
@@ -151,24 +151,38 @@ UPDATE member_balances SET
     updated_at = $7
 WHERE member_id = $1
 """
-# The same, taking points from existing lots and recording which (consume_lots' two
-# statements as two more parts of the one statement): a redemption in one round trip.
-_POST_CONSUMING_SQL = _POST_SQL.replace(
-    "\n)\nUPDATE member_balances SET",
-    """
-), taken AS (
+# Points taken from member $1's lots (negative: given back) for transaction $2, recorded as
+# allocations: two parts of a statement, formatted with the placeholders of its arguments.
+_CONSUMPTION_CTES = """taken AS (
     INSERT INTO allocations (member_id, transaction_id, lot_id, kind, points,
         issuing_merchant_id, redeeming_merchant_id, posted_at)
-    SELECT $1, $2, a.lot_id, $37, a.points, a.issuer, $38, $7
-    FROM unnest($39::uuid[], $40::bigint[], $41::uuid[]) AS a(lot_id, points, issuer)
+    SELECT $1, $2, a.lot_id, {kind}, a.points, a.issuer, {redeemer}, {now}
+    FROM unnest({lots}::uuid[], {points}::bigint[], {issuers}::uuid[])
+        AS a(lot_id, points, issuer)
 ), consumed AS (
     UPDATE lots SET remaining = lots.remaining - a.points
-    FROM unnest($39::uuid[], $40::bigint[]) AS a(lot_id, points)
+    FROM unnest({lots}::uuid[], {points}::bigint[]) AS a(lot_id, points)
     WHERE lots.member_id = $1 AND lots.lot_id = a.lot_id
-)
-UPDATE member_balances SET""",
+)"""
+# The posting that also takes points from existing lots: a redemption, a clawback or an
+# expiry in one round trip.
+_POST_CONSUMING_SQL = _POST_SQL.replace(
+    "\n)\nUPDATE member_balances SET",
+    "\n), "
+    + _CONSUMPTION_CTES.format(
+        now="$7", kind="$37", redeemer="$38", lots="$39", points="$40", issuers="$41"
+    )
+    + "\nUPDATE member_balances SET",
 )
 assert _POST_CONSUMING_SQL != _POST_SQL
+# Debt repaid from the member's free points: the lots and the debt fall together.
+_REPAY_DEBT_SQL = (
+    "WITH "
+    + _CONSUMPTION_CTES.format(
+        now="$3", kind="$4", redeemer="NULL::uuid", lots="$5", points="$6", issuers="$7"
+    )
+    + "\nUPDATE member_balances SET debt = debt - $8 WHERE member_id = $1"
+)
 
 _TRANSACTION_COLUMNS = (
     "merchant_id", "store_id", "amount_minor", "currency", "original_transaction_id", "hold_id",
@@ -198,8 +212,8 @@ async def post(
     """Append one balanced transaction, its postings and any new lots, and move the member's
     stored balance with it: one statement, one round trip.
 
-    `consumed` takes points from existing lots as `consume_lots` does (the plan's points,
-    recorded as `allocation_kind` allocations), in the same statement.
+    `consumed` takes the plan's points from existing lots (negative: gives them back),
+    recorded as `allocation_kind` allocations, in the same statement.
 
     `repaid[i]` points of new lot i go straight to the member's debt (debt_delta must
     include them); they are recorded as debt_repayment allocations.
@@ -329,33 +343,6 @@ def plan_first_to_expire(candidates: Sequence[OpenLot], points: int) -> list[tup
     return [(by_id[lot_id], take) for lot_id, take in plan]
 
 
-async def consume_lots(
-    connection: AsyncConnection,
-    member: LockedMember,
-    transaction_id: uuid.UUID,
-    kind: str,
-    plan: Sequence[tuple[OpenLot, int]],
-    redeeming_merchant_id: uuid.UUID | None = None,
-) -> None:
-    """Take points from lots (negative: give them back) and record the allocations."""
-    if not plan:
-        return
-    await connection.execute(
-        update(lots)
-        .where(lots.c.member_id == bindparam("m_id"), lots.c.lot_id == bindparam("l_id"))
-        .values(remaining=lots.c.remaining - bindparam("take")),
-        [{"m_id": member.member_id, "l_id": lot.lot_id, "take": take} for lot, take in plan],
-    )
-    await insert_allocations(
-        connection,
-        member,
-        transaction_id,
-        kind,
-        [(lot.lot_id, take, lot.issuing_merchant_id) for lot, take in plan],
-        redeeming_merchant_id,
-    )
-
-
 async def insert_allocations(
     connection: AsyncConnection,
     member: LockedMember,
@@ -405,11 +392,16 @@ async def absorb_debt(
     if repay == 0:
         return
     plan = plan_first_to_expire(candidates, repay)
-    await consume_lots(connection, member, transaction_id, "debt_repayment", plan)
-    await connection.execute(
-        update(member_balances)
-        .where(member_balances.c.member_id == member.member_id)
-        .values(debt=member_balances.c.debt - repay)
+    await (await driver(connection)).execute(
+        _REPAY_DEBT_SQL,
+        member.member_id,
+        transaction_id,
+        member.now,
+        "debt_repayment",
+        [lot.lot_id for lot, _ in plan],
+        [take for _, take in plan],
+        [lot.issuing_merchant_id for lot, _ in plan],
+        repay,
     )
     member.debt -= repay
 
@@ -463,7 +455,7 @@ async def post_batch(
     now: datetime,
     batch: Sequence[BatchTransaction],
 ) -> None:
-    """The same rows `post` + `consume_lots` write, for many members in one statement.
+    """The same rows `post(consumed=...)` writes, for many members in one statement.
 
     The caller holds the members' locks. Each member appears once per batch (a lot is
     updated once per statement)."""

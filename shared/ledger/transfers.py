@@ -90,8 +90,9 @@ async def _move(
         actor_key_id=actor.key_id,
         reason=reason,
         activity=False,
+        consumed=plan,
+        allocation_kind=allocation_kind,
     )
-    await journal.consume_lots(connection, sender, out_id, allocation_kind, plan)
     in_id = await journal.post(
         connection,
         receiver,
