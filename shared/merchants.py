@@ -17,6 +17,10 @@ from shared.access import Principal
 from shared.errors import Conflict, InvalidInput, MerchantNotActive, NotFound
 from shared.tables import merchants, stores
 
+# The merchant id that stands for the network itself, which no merchant row has: HQ as the
+# issuer or redeemer of points it funded itself, and the merchant of network-wide rows.
+NETWORK = uuid.UUID(int=0)
+
 INDUSTRIES = (
     "grocery", "coffee", "fuel", "pharmacy", "cinema", "restaurant", "fashion", "travel",
     "electronics", "home", "beauty", "books", "other",

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Date, Executable, cast, func, literal_column,
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
-from shared.analytics.refresh import NETWORK
+from shared.merchants import NETWORK
 from shared.tables import activity_refresh
 
 T = TypeVar("T")

@@ -36,18 +36,16 @@ the time zone they were built in; after a change of the programme's, the job reb
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, Engine, text
 
+from shared.merchants import NETWORK
 from shared.program import ProgramRules
 from shared.settlement.closing import CLOSE_DELAY
-from shared.tables import DAY_COUNTERS
+from shared.tables import DAY_COUNTERS, PERIOD_COUNTERS
 
-# The merchant of network-wide rows, and the issuer or redeemer "nobody" in point flows.
-NETWORK = uuid.UUID(int=0)
 # Transactions that move activity_member_days; the others (behaviour points, expiry,
 # adjustments, transfers, merges) are not something a member did at a partner.
 ACTIVITY_KINDS = ("earn", "refund", "redeem", "capture", "reversal")
@@ -259,12 +257,6 @@ ON CONFLICT ({", ".join(self.keys)}) DO UPDATE SET
         return f"DELETE FROM {self.table} WHERE {' AND '.join(f'{v} = 0' for v in self.values)}"
 
 
-_PERIOD_VALUES = (
-    "active_members", "purchasers", "redeemers", "multi_merchant_members",
-    "active_member_days", *DAY_COUNTERS,
-)  # fmt: skip
-
-
 def _periods(grain: str) -> _Contribution:
     # Per merchant, a member's active days there are its active rows (one per day). Across
     # the network: the partners it was active at (from the per-merchant rows) and its
@@ -272,7 +264,7 @@ def _periods(grain: str) -> _Contribution:
     return _Contribution(
         "activity_periods",
         ("grain", "period_start", "merchant_id", "tier"),
-        _PERIOD_VALUES,
+        PERIOD_COUNTERS,
         f"""
 WITH at_merchant AS MATERIALIZED (
   SELECT {_period(grain)} AS period_start, merchant_id, tier, member_id,

@@ -24,6 +24,7 @@ from decimal import Decimal
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from shared.merchants import NETWORK
 from shared.program import CURRENCY_EXPONENTS, ProgramRules
 from shared.settlement import periods
 from shared.settlement.rules import (
@@ -40,7 +41,6 @@ from shared.settlement.rules import (
 )
 
 CLOSE_DELAY = timedelta(minutes=10)
-NETWORK = uuid.UUID(int=0)  # the clearing matrix's issuer for points HQ issued itself
 _LOCK_ID = 0x5E771E
 
 
