@@ -369,6 +369,16 @@ def _share_tile(
     )
 
 
+def _active_members_tile(current: ActivityPeriod, previous: ActivityPeriod | None) -> Figure:
+    return _count_tile(
+        "Active members",
+        current.active_members,
+        previous.active_members if previous else None,
+        formats.count,
+        "Members with at least one purchase or redemption, at the selected partners.",
+    )
+
+
 def overview_tiles(
     current: ActivityPeriod, previous: ActivityPeriod | None, outstanding: int
 ) -> list[Figure]:
@@ -376,13 +386,7 @@ def overview_tiles(
         return getattr(previous, field) if previous else None
 
     return [
-        _count_tile(
-            "Active members",
-            current.active_members,
-            before("active_members"),
-            formats.count,
-            "Members with at least one purchase or redemption, at the selected partners.",
-        ),
+        _active_members_tile(current, previous),
         _count_tile(
             "Purchases", current.purchases, before("purchases"), formats.count, "Earn transactions."
         ),
@@ -414,13 +418,7 @@ def activity_tiles(current: ActivityPeriod, previous: ActivityPeriod | None) -> 
     per_member = current.transactions_per_active_member
     before = previous.transactions_per_active_member if previous else None
     return [
-        _count_tile(
-            "Active members",
-            current.active_members,
-            previous.active_members if previous else None,
-            formats.count,
-            "Members with at least one purchase or redemption, at the selected partners.",
-        ),
+        _active_members_tile(current, previous),
         Figure(
             "Transactions per active member",
             "n/a" if per_member is None else f"{per_member:.2f}",
