@@ -792,6 +792,8 @@ activity_members = Table(
 # an active day, with a purchase, with a redemption, with active days at 2+ partners
 # (network rows only), the sum of their active days, and the day counters summed. Distinct
 # counts add up across tiers (a member has one tier), not across merchants.
+PERIOD_DISTINCT_COUNTS = ("active_members", "purchasers", "redeemers", "multi_merchant_members")
+PERIOD_COUNTERS = (*PERIOD_DISTINCT_COUNTS, "active_member_days", *DAY_COUNTERS)
 activity_periods = Table(
     "activity_periods",
     metadata,
@@ -799,12 +801,7 @@ activity_periods = Table(
     Column("period_start", Date, primary_key=True),
     Column("merchant_id", UUID(as_uuid=True), primary_key=True),
     Column("tier", Text, primary_key=True),
-    _counter("active_members"),
-    _counter("purchasers"),
-    _counter("redeemers"),
-    _counter("multi_merchant_members"),
-    _counter("active_member_days"),
-    *(_counter(name) for name in DAY_COUNTERS),
+    *(_counter(name) for name in PERIOD_COUNTERS),
     CheckConstraint(_GRAINS, name="grain"),
 )
 

@@ -32,6 +32,8 @@ from shared.analytics.query import (
 )
 from shared.tables import (
     DAY_COUNTERS,
+    PERIOD_COUNTERS,
+    PERIOD_DISTINCT_COUNTS,
     activity_active_days,
     activity_member_days,
     activity_members,
@@ -39,9 +41,6 @@ from shared.tables import (
     activity_merchant_sets,
     activity_periods,
 )
-
-_DISTINCT = ("active_members", "purchasers", "redeemers", "multi_merchant_members")
-PERIOD_FIELDS = (*_DISTINCT, "active_member_days", *DAY_COUNTERS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +134,7 @@ def _sums(grain: Grain, filters: MetricScope) -> Select:
         fields = DAY_COUNTERS  # the distinct counts come from _distinct_over
     else:
         conditions.append(p.merchant_id == (filters.merchant_ids or (NETWORK,))[0])
-        fields = PERIOD_FIELDS
+        fields = PERIOD_COUNTERS
     if filters.tiers:
         conditions.append(p.tier.in_(filters.tiers))
     return (
@@ -191,7 +190,7 @@ def series(grain: Grain, filters: MetricScope, as_of: date) -> Query[list[Activi
                 complete=complete(row.period_start, grain, as_of),
                 **{
                     name: int(getattr(distinct.get(row.period_start), name, 0))
-                    for name in _DISTINCT
+                    for name in PERIOD_DISTINCT_COUNTS
                 },
                 active_member_days=None,
                 **{name: int(getattr(row, name) or 0) for name in DAY_COUNTERS},
@@ -207,7 +206,7 @@ def shape_periods(rows: Sequence[Any], grain: Grain, as_of: date) -> list[Activi
         ActivityPeriod(
             period_start=row.period_start,
             complete=complete(row.period_start, grain, as_of),
-            **{name: int(getattr(row, name) or 0) for name in PERIOD_FIELDS},
+            **{name: int(getattr(row, name) or 0) for name in PERIOD_COUNTERS},
         )
         for row in rows
     ]

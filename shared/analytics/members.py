@@ -46,9 +46,11 @@ class MemberSummaries:
         return [uuid.UUID(bytes=bytes(raw)) for raw in self.member_id]
 
 
-def _conditions(
+def enrolled_member_conditions(
     acquiring_merchant_ids: tuple[uuid.UUID, ...], tiers: tuple[str, ...], enrolled_before: date
 ) -> list:
+    """Members enrolled before `enrolled_before`, acquired by one of the merchants and in
+    one of the tiers (no merchants or tiers: any)."""
     m = activity_members.c
     conditions = [m.enrolled_day < enrolled_before]
     if acquiring_merchant_ids:
@@ -93,7 +95,7 @@ def summaries(
         func.string_agg(func.uuid_send(m.member_id), literal(b"")).label("member_id"),
         *(_packed(day - _EPOCH).label(name) for name, day in days.items()),
         *(_packed(value).label(name) for name, value in numbers.items()),
-    ).where(*_conditions(acquiring_merchant_ids, tiers, as_of))
+    ).where(*enrolled_member_conditions(acquiring_merchant_ids, tiers, as_of))
     return Query((statement,), shape_summaries)
 
 
@@ -156,7 +158,7 @@ def at_risk(
         .where(
             b.balance >= min_balance,
             days_inactive >= min_days_inactive,
-            *_conditions(acquiring_merchant_ids, tiers, as_of),
+            *enrolled_member_conditions(acquiring_merchant_ids, tiers, as_of),
         )
         .order_by(b.balance.desc(), m.member_id)
         .limit(limit)
@@ -193,7 +195,7 @@ def recency_frequency(
         select(recency, m.purchase_days, func.count().label("members"))
         .where(
             m.last_purchase_day.is_not(None),
-            *_conditions(acquiring_merchant_ids, tiers, as_of),
+            *enrolled_member_conditions(acquiring_merchant_ids, tiers, as_of),
         )
         .group_by(recency, m.purchase_days)
     )

@@ -13,6 +13,7 @@ from datetime import date
 import numpy as np
 from sqlalchemy import Integer, case, func, or_, select
 
+from shared.analytics.members import enrolled_member_conditions
 from shared.analytics.query import (
     NETWORK,
     Grain,
@@ -53,15 +54,11 @@ def time_to_first_redemption(
     m = activity_members.c
     redeemed = func.coalesce(m.first_redemption_day < as_of, False)
     days = case((redeemed, m.first_redemption_day), else_=as_of) - m.enrolled_day
-    conditions = [m.enrolled_day < as_of]
+    conditions = enrolled_member_conditions(acquiring_merchant_ids, tiers, as_of)
     if enrolled_from is not None:
         conditions.append(m.enrolled_day >= enrolled_from)
     if enrolled_until is not None:
         conditions.append(m.enrolled_day < enrolled_until)
-    if acquiring_merchant_ids:
-        conditions.append(m.acquiring_merchant_id.in_(acquiring_merchant_ids))
-    if tiers:
-        conditions.append(m.tier.in_(tiers))
     days = days.cast(Integer).label("days")
     redeemed = redeemed.label("redeemed")
     statement = (
