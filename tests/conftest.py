@@ -13,6 +13,7 @@ from sqlalchemy.engine import URL
 
 from shared.database.urls import server_url, with_driver
 from shared.settings import Settings, get_settings
+from tests.databases import migrated_database
 
 # Fixtures shared by the ledger test modules (a plugin: only the root conftest may load one).
 pytest_plugins = ["tests.integration.ledger_support"]
@@ -31,22 +32,9 @@ def test_settings() -> Settings:
 @pytest.fixture(scope="session")
 def database_url(test_settings: Settings) -> Iterator[URL]:
     """A freshly migrated database for this worker."""
-    from shared.database.migrate import upgrade
-
     server = with_driver(server_url(test_settings), "psycopg")
-    name = _worker_database_name()
-    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    url = server.set(database=name)
-    upgrade(url)
-    yield url
-    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with migrated_database(server.set(database=_worker_database_name())) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

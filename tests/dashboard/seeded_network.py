@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -23,10 +23,10 @@ from shared.analytics.churn_model import fit_and_store
 from shared.analytics.refresh import refresh
 from shared.campaigns import definitions
 from shared.database.bootstrap import async_url
-from shared.database.migrate import upgrade
 from shared.database.urls import libpq_conninfo
 from shared.settings import get_settings
 from shared.settlement.closing import close_due_periods
+from tests.databases import beside, migrated_database
 
 ADMIN = ("grace", "Grace Hopper", "admin password, long enough")
 ANALYST = ("ada", "Ada Lovelace", "analyst password, long enough")
@@ -72,13 +72,7 @@ def _add_users(url: URL) -> None:
 @contextmanager
 def seeded_network(worker_url: URL, suffix: str) -> Iterator[URL]:
     """A fresh database beside the worker's (whose tables other tests empty), dropped after."""
-    url = worker_url.set(database=f"{worker_url.database}_{suffix}")
-    admin = create_engine(worker_url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{url.database}"'))
-    try:
-        upgrade(url)
+    with migrated_database(beside(worker_url, suffix)) as url:
         settings = get_settings()
         bulk.run(
             profile("test", workers=1),
@@ -97,7 +91,3 @@ def seeded_network(worker_url: URL, suffix: str) -> Iterator[URL]:
         asyncio.run(_close_periods_and_draft_a_campaign(url))
         _add_users(url)
         yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-        admin.dispose()

@@ -8,11 +8,12 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from contextlib import ExitStack
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, select
 
 from seed import bulk, truth
 from seed.config import PROFILES
@@ -24,6 +25,7 @@ from shared.alerts.definitions import Rule
 from shared.alerts.evaluation import evaluate_all
 from shared.database.urls import libpq_conninfo
 from shared.tables import alert_rules, settlement_periods
+from tests.databases import beside, migrated_database
 from tests.integration.alerts_support import HOUR, T0, Ledger
 
 START = datetime(2025, 8, 1, tzinfo=UTC)  # four months into the seeded history
@@ -33,21 +35,11 @@ NETWORK = replace(PROFILES["demo"], members=6000, seed=1, end=END)
 ALL_QUIET = {rule.name: [] for rule in DEFAULT_RULES}
 
 
-def _seed_database(database_url, name: str, config, tmp_path, settings):
-    from shared.database.migrate import upgrade
-
-    url = database_url.set(database=f"{database_url.database}_{name}")
-    admin = create_engine(database_url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{url.database}"'))
-    admin.dispose()
-    upgrade(url)
+def _seed(url, name: str, config, tmp_path, settings) -> dict:
     report = bulk.run(
         config, settings.program, settings.card_prefix, libpq_conninfo(url), show_progress=False
     )
-    document = json.loads(truth.write(report, tmp_path / f"{name}.json").read_text())
-    return url, document
+    return json.loads(truth.write(report, tmp_path / f"{name}.json").read_text())
 
 
 def _close_settlement_periods(url, program) -> None:
@@ -73,21 +65,17 @@ def networks(database_url, tmp_path_factory, test_settings):
     database of its own."""
     tmp_path = tmp_path_factory.mktemp("alerts-truth")
     seeded = {}
-    for name, incidents in (("incidents", True), ("quiet", False)):
-        url, document = _seed_database(
-            database_url, f"alerts_{name}", replace(NETWORK, incidents=incidents), tmp_path,
-            test_settings,
-        )  # fmt: skip
-        _close_settlement_periods(url, test_settings.program)
-        seeded[name] = (create_engine(url), document)
-    yield seeded
-    admin = create_engine(database_url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    for engine, _ in seeded.values():
-        name = engine.url.database
-        engine.dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with ExitStack() as databases:
+        for name, incidents in (("incidents", True), ("quiet", False)):
+            url = databases.enter_context(migrated_database(beside(database_url, f"alerts_{name}")))
+            document = _seed(
+                url, name, replace(NETWORK, incidents=incidents), tmp_path, test_settings
+            )
+            _close_settlement_periods(url, test_settings.program)
+            engine = create_engine(url)
+            databases.callback(engine.dispose)
+            seeded[name] = (engine, document)
+        yield seeded
 
 
 def backtest_defaults(engine) -> dict[str, list]:

@@ -20,6 +20,7 @@ from shared.analytics import activity, lifecycle, members, redemption, retention
 from shared.analytics.query import MetricScope, next_period, period_start, periods, run
 from shared.analytics.refresh import ROLLUP_TABLES, refresh
 from shared.database.urls import libpq_conninfo
+from tests.databases import beside, migrated_database
 from tests.integration.analytics_support import Story
 
 ZONE = "Europe/Paris"
@@ -39,23 +40,13 @@ def rules(test_settings):
 @pytest.fixture(scope="module")
 def seeded(database_url, test_settings):
     """A seeded network in a database of its own (other modules empty the worker's)."""
-    from shared.database.migrate import upgrade
-
-    url = database_url.set(database=f"{database_url.database}_rollups")
-    admin = create_engine(database_url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{url.database}"'))
-    upgrade(url)
-    program = test_settings.program
-    bulk.run(NETWORK_CONFIG, program, test_settings.card_prefix, libpq_conninfo(url),
-             show_progress=False)  # fmt: skip
-    engine = create_engine(url)
-    yield engine
-    engine.dispose()
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-    admin.dispose()
+    with migrated_database(beside(database_url, "rollups")) as url:
+        program = test_settings.program
+        bulk.run(NETWORK_CONFIG, program, test_settings.card_prefix, libpq_conninfo(url),
+                 show_progress=False)  # fmt: skip
+        engine = create_engine(url)
+        yield engine
+        engine.dispose()
 
 
 def snapshot(engine) -> dict[str, str]:

@@ -16,6 +16,7 @@ from shared.analytics import churn_model
 from shared.analytics.bgnbd import probability_alive
 from shared.analytics.refresh import refresh
 from shared.settings import get_settings
+from tests.databases import beside, migrated_database
 from tests.integration.test_seed_bulk import seed
 
 # No campaigns or incidents: they add visits or end members outside the model.
@@ -27,24 +28,14 @@ NETWORK = SeedConfig(
 
 @pytest.fixture(scope="module")
 def fitted(database_url):
-    from shared.database.migrate import upgrade
-
-    url = database_url.set(database=f"{database_url.database}_churn")
-    admin = create_engine(database_url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{url.database}"'))
-    upgrade(url)
-    seed(url, NETWORK)
-    engine = create_engine(url)
-    refresh(engine, get_settings().program, full=True)
-    with engine.begin() as connection:
-        fit = churn_model.fit_and_store(connection, as_of=NETWORK.end.date())
-    yield engine, fit
-    engine.dispose()
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-    admin.dispose()
+    with migrated_database(beside(database_url, "churn")) as url:
+        seed(url, NETWORK)
+        engine = create_engine(url)
+        refresh(engine, get_settings().program, full=True)
+        with engine.begin() as connection:
+            fit = churn_model.fit_and_store(connection, as_of=NETWORK.end.date())
+        yield engine, fit
+        engine.dispose()
 
 
 def test_the_fit_recovers_the_seeds_truth(fitted):

@@ -22,6 +22,7 @@ from seed.loading import BULK_TABLES, COLUMNS
 from shared.database.urls import libpq_conninfo
 from shared.identifiers import IdentifierKind, normalise
 from shared.ledger.integrity import run_checks
+from tests.databases import beside, migrated_database
 
 ROOT = Path(__file__).resolve().parents[2]
 END = datetime(2026, 6, 1, tzinfo=UTC)
@@ -101,21 +102,11 @@ def seeded(database_url, tmp_path_factory):
     own (other modules empty the worker's database after each of their tests)."""
     from sqlalchemy import create_engine
 
-    from shared.database.migrate import upgrade
-
-    url = database_url.set(database=f"{database_url.database}_seeded")
-    admin = create_engine(database_url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{url.database}"'))
-    upgrade(url)
-    engine = create_engine(url)
-    report, document = seed(url, SMALL, tmp_path_factory.mktemp("truth"))
-    yield engine, report, document
-    engine.dispose()
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-    admin.dispose()
+    with migrated_database(beside(database_url, "seeded")) as url:
+        engine = create_engine(url)
+        report, document = seed(url, SMALL, tmp_path_factory.mktemp("truth"))
+        yield engine, report, document
+        engine.dispose()
 
 
 def test_every_ledger_invariant_holds_after_a_seed(seeded):
