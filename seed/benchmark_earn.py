@@ -3,11 +3,13 @@
     .venv/bin/python -m seed.benchmark_earn --members 10000 --duration 30 --connections 32
     .venv/bin/python -m seed.benchmark_earn --operation redeem    # redemptions instead
     .venv/bin/python -m seed.benchmark_earn --operation hold-capture
+    .venv/bin/python -m seed.benchmark_earn --operation hold-void
 
 With `--operation redeem`, every member first earns 50,000 points through the API, and wrk
 then spends 100 of them (the minimum redemption) per request, as tender, at random members.
 `--operation hold-capture` funds the members the same way, then holds 100 points and
-captures each hold in full: half the requests are holds, half captures.
+captures each hold in full: half the requests are holds, half captures. `--operation
+hold-void` voids each hold instead.
 
 Needs `wrk` (Debian package) on PATH; pgbench comes with the embedded PostgreSQL (or any
 pgbench on PATH). Uses its own databases (coalition_bench, pgbench_bench) on the same
@@ -82,29 +84,35 @@ WRK_SCRIPT = _CARD_SCRIPT.replace("{path}", "/v1/earn").replace(
 REDEEM_SCRIPT = _CARD_SCRIPT.replace("{path}", "/v1/redemptions").replace(
     "{rest}", """'"points":100,"currency":"USD"'"""
 )
-# Holds of 100 points at random members, each captured in full by a later request of the
-# same wrk thread (the hold's id is read from its response): half holds, half captures.
-HOLD_CAPTURE_SCRIPT = (
+# Holds of 100 points at random members, each closed ({close}: capture in full or void) by a
+# later request of the same wrk thread (the hold's id is read from its response): half the
+# requests are holds, half closings.
+_HOLD_SCRIPT = (
     _CARDS
     + r"""
-local captures = {}
+local open_holds = {}
 request = function()
   fresh_key()
-  local hold_id = table.remove(captures)
+  local hold_id = table.remove(open_holds)
   if hold_id then
-    return wrk.format("POST", "/v1/holds/" .. hold_id .. "/capture", nil, "{}")
+    return wrk.format("POST", "/v1/holds/" .. hold_id .. "/{close}", nil, "{}")
   end
   return wrk.format("POST", "/v1/holds", nil, member_body('"points":100'))
 end
 response = function(status, headers, body)
   local hold_id = string.match(body, '"holdId":"([%x-]+)","memberId"')
   if status == 201 and hold_id then
-    captures[#captures + 1] = hold_id
+    open_holds[#open_holds + 1] = hold_id
   end
 end
 """
 )
-OPERATIONS = {"earn": WRK_SCRIPT, "redeem": REDEEM_SCRIPT, "hold-capture": HOLD_CAPTURE_SCRIPT}
+OPERATIONS = {
+    "earn": WRK_SCRIPT,
+    "redeem": REDEEM_SCRIPT,
+    "hold-capture": _HOLD_SCRIPT.replace("{close}", "capture"),
+    "hold-void": _HOLD_SCRIPT.replace("{close}", "void"),
+}
 FUNDING_POINTS = 50_000  # per member before a spending run: 500 spends of 100
 
 
