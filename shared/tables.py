@@ -317,6 +317,15 @@ Index(
     postgresql_where=lots.c.remaining > 0,
 )
 Index("ix_lots_expiring", lots.c.expires_at, postgresql_where=lots.c.remaining > 0)
+# A member's qualifying points (base points earned in the last 12 months: the earn's locking
+# read, the tier job) from the index alone, however many lots the member earned.
+Index(
+    "ix_lots_qualifying",
+    lots.c.member_id,
+    lots.c.earned_at,
+    postgresql_include=["original", "clawed_back"],
+    postgresql_where=lots.c.source == "base",
+)
 
 allocations = Table(
     "allocations",
