@@ -8,7 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -171,13 +171,14 @@ async def refund(
         consumed=from_lots,
         allocation_kind="clawback",
     )
-    for lot_id, points in claw.items():
-        if points > 0:
-            await connection.execute(
-                update(lots)
-                .where(lots.c.member_id == member.member_id, lots.c.lot_id == lot_id)
-                .values(clawed_back=lots.c.clawed_back + points)
-            )
+    clawed = [{"lot": lot_id, "points": points} for lot_id, points in claw.items() if points > 0]
+    if clawed:
+        await connection.execute(
+            update(lots)
+            .where(lots.c.member_id == member.member_id, lots.c.lot_id == bindparam("lot"))
+            .values(clawed_back=lots.c.clawed_back + bindparam("points")),
+            clawed,
+        )
     await journal.absorb_debt(connection, member, transaction_id)
     return CorrectionResult(
         transaction_id,
@@ -223,14 +224,10 @@ async def reverse_redemption(
     # revive those expired points along with the reversed ones.
     await expire_member(connection, member.member_id, ExpiryReport())
     member = await journal.lock_member(connection, member.member_id)  # balance after expiry
-    taken = (
-        await connection.execute(
-            select(
-                allocations.c.lot_id,
-                allocations.c.points,
-                lots.c.issuing_merchant_id,
-                lots.c.expires_at,
-            )
+    taken = [
+        (OpenLot(**{field: row._mapping[field] for field in OpenLot.__slots__}), row.points)
+        for row in await connection.execute(
+            select(allocations.c.points, *(lots.c[field] for field in OpenLot.__slots__))
             .select_from(
                 allocations.join(
                     lots,
@@ -246,8 +243,8 @@ async def reverse_redemption(
                 allocations.c.kind == "redemption",
             )
         )
-    ).all()
-    points = sum(row.points for row in taken)
+    ]
+    points = sum(taken_points for _, taken_points in taken)
     transaction_id = uuid.uuid4()
     try:
         async with connection.begin_nested():
@@ -264,26 +261,18 @@ async def reverse_redemption(
                 external_reference=external_reference,
                 actor_key_id=actor.key_id,
                 currency=original.currency,
+                consumed=[(lot, -taken_points) for lot, taken_points in taken],
+                allocation_kind="reversal",
+                redeeming_merchant_id=merchant_id,
             )
     except IntegrityError:
         raise AlreadyReversed("This redemption was already reversed.") from None
-    await journal.insert_allocations(
-        connection,
-        member,
-        transaction_id,
-        "reversal",
-        [(row.lot_id, -row.points, row.issuing_merchant_id) for row in taken],
-        merchant_id,
-    )
-    grace_until = member.now + timedelta(days=rules.reversal_grace_days)
-    for row in taken:
-        values = {"remaining": lots.c.remaining + row.points}
-        if row.expires_at <= member.now:
-            values["expires_at"] = grace_until
+    expired = [lot.lot_id for lot, _ in taken if lot.expires_at <= member.now]
+    if expired:
         await connection.execute(
             update(lots)
-            .where(lots.c.member_id == member.member_id, lots.c.lot_id == row.lot_id)
-            .values(**values)
+            .where(lots.c.member_id == member.member_id, lots.c.lot_id.in_(expired))
+            .values(expires_at=member.now + timedelta(days=rules.reversal_grace_days))
         )
     await journal.absorb_debt(connection, member, transaction_id)
     return CorrectionResult(

@@ -292,7 +292,7 @@ async def post(
         if repayment > 0
     ]
     if repayments:
-        await insert_allocations(connection, member, transaction_id, "debt_repayment", repayments)
+        await _insert_allocations(connection, member, transaction_id, "debt_repayment", repayments)
     return transaction_id
 
 
@@ -343,7 +343,7 @@ def plan_first_to_expire(candidates: Sequence[OpenLot], points: int) -> list[tup
     return [(by_id[lot_id], take) for lot_id, take in plan]
 
 
-async def insert_allocations(
+async def _insert_allocations(
     connection: AsyncConnection,
     member: LockedMember,
     transaction_id: uuid.UUID,
