@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
 
-from tests.integration.ledger_support import EXACT_RULES
+from tests.integration.ledger_support import EXACT_RULES, execute, rows
 
 pytestmark = pytest.mark.usefixtures("ledger_stays_consistent")
 
@@ -153,3 +153,51 @@ async def test_a_merchants_own_store_is_recorded_on_earn_redemption_and_hold(
         hold_store = connection.execute(text("SELECT store_id::text FROM holds")).scalar_one()
     assert [tuple(row) for row in stores] == [("earn", store_id), ("redeem", store_id)]
     assert hold_store == store_id
+
+
+async def test_a_redemption_takes_ties_in_expiry_in_earning_order(
+    client, shop, member, sync_engine
+):
+    """Lots expiring at the same instant are spent in the order they were earned, whichever
+    of them the database lists first."""
+    for amount_minor in (2_000, 1_500, 1_500, 1_500, 1_500):  # 20, then four lots of 15
+        assert (await earn(client, shop, member, amount_minor)).status_code == 201
+    lot_ids = [
+        row.lot_id
+        for row in rows(
+            sync_engine, "SELECT lot_id FROM lots WHERE member_id = :m ORDER BY earned_at", m=member
+        )
+    ]
+    first, *tie, last = lot_ids
+    # The tie's three lots were earned second, third and first, in the order they are listed;
+    # the first lot expires before them, the last after.
+    now = datetime.now(UTC)  # one instant: the tie's lots expire at exactly the same one
+    for lot, days, hours in (
+        (first, 10, 50),
+        (tie[0], 20, 30),
+        (tie[1], 20, 20),
+        (tie[2], 20, 40),
+        (last, 30, 10),
+    ):
+        execute(
+            sync_engine,
+            "UPDATE lots SET expires_at = :now + :days, earned_at = :now - :hours WHERE lot_id = :lot",
+            lot=lot,
+            now=now,
+            days=timedelta(days=days),
+            hours=timedelta(hours=hours),
+        )
+    response = await redeem(client, shop, member, 30)
+    assert response.status_code == 201, response.text
+    taken = dict(
+        rows(
+            sync_engine,
+            "SELECT lot_id, points FROM allocations WHERE transaction_id = :t",
+            t=response.json()["transactionId"],
+        )
+    )
+    assert taken == {first: 20, tie[2]: 10}
+
+    short = await redeem(client, shop, member, 51)  # 50 points are left
+    assert short.status_code == 409
+    assert (short.json()["available"], short.json()["requested"]) == (50, 51)

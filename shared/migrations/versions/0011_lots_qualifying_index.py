@@ -2,8 +2,9 @@
 
 The earn's locking read, the tier job and the tier-progress read sum a member's base points
 of the last 12 months. Without this index the sum visits every lot of the year in the heap:
-0.36-1.29 ms for a member with about 1,000 base lots in 12 months, against 0.14 ms from the
-index alone (docs/benchmarks.md). It costs one index entry per base lot.
+the earn's locking read took 0.4-0.8 ms for a member with 1,000 base lots in 12 months,
+against 0.15-0.22 ms with it (seed.benchmark_heavy_member, docs/benchmarks.md). It costs
+one index entry per base lot.
 
 Built in the migration's transaction, which blocks writes to lots while it builds. On a
 large network, build it beforehand with CREATE INDEX CONCURRENTLY and the same definition:

@@ -1,16 +1,20 @@
-"""What an earn's locking read costs for members who earned many lots in the last 12 months.
+"""What an earn and a redemption read for members who hold many lots.
 
-    .venv/bin/python -m seed.benchmark_qualifying
+    .venv/bin/python -m seed.benchmark_heavy_member
 
-The earn's locking read (shared.ledger.earning) sums the member's qualifying points: its
-base lots of the last 12 months. For each size below, a group of members gets that many
-base lots spread over the year, inserted in random order among the group's other lots so
-that, as in a real ledger, one member's lots lie on as many pages as it has lots. The read
-is then timed on the server (EXPLAIN ANALYZE's execution time, the median of `--repeat`
-runs for each member of the group), once with the lots' qualifying index and once without
-it (dropped in a transaction that is rolled back). Prints JSON.
+For each size below, a group of members gets that many base lots spread over the last 12
+months (all open, none spent), inserted in random order among the group's other lots so
+that, as in a real ledger, one member's lots lie on as many pages as it has lots. Then,
+the median of `--repeat` runs for each member of the group:
 
-Uses the coalition_bench database (emptied first), as the earn benchmark does.
+- the earn's locking read (shared.ledger.earning), which sums the member's qualifying
+  points: its execution time on the server (EXPLAIN ANALYZE), with the lots' qualifying
+  index and without it (dropped in a transaction that is rolled back);
+- a 100-point redemption's read of the lots it may spend, as the API sees it: the
+  statement (`journal.SPENDABLE_LOTS_SQL`, every spendable lot), decoding its rows into
+  OpenLots, and planning first-to-expire.
+
+Uses the coalition_bench database (emptied first), as the earn benchmark does. Prints JSON.
 """
 
 from __future__ import annotations
@@ -20,12 +24,16 @@ import asyncio
 import json
 import re
 import statistics
+import time
 
 import asyncpg
 
 from seed.benchmark_earn import bench_database, prepare
 from shared.database.migrate import upgrade
+from shared.ledger import journal
 from shared.ledger.earning import _EARN_CONTEXT
+
+REDEEMED = 100
 
 SIZES = (10, 100, 1_000, 3_000)
 _LOTS_SQL = """
@@ -48,16 +56,25 @@ async def _read_time(connection: asyncpg.Connection, member_id, merchant_id) -> 
     return float(_EXECUTION.search(plan[-1][0]).group(1))
 
 
-async def _timings(connection, groups: dict[int, list], merchant_id, repeat: int) -> dict:
-    medians = {}
-    for size, member_ids in groups.items():
-        times = [
-            await _read_time(connection, member_id, merchant_id)
-            for member_id in member_ids
-            for _ in range(repeat)
-        ]
-        medians[str(size)] = round(statistics.median(times), 3)
-    return medians
+async def _spend_read_time(connection: asyncpg.Connection, member_id) -> float:
+    """Milliseconds the API spends reading and planning a redemption's lots."""
+    now = await connection.fetchval("SELECT now()")
+    started = time.perf_counter()
+    found = await connection.fetchval("SELECT " + journal.SPENDABLE_LOTS_SQL, member_id, now)
+    journal.plan_first_to_expire([journal.OpenLot(*lot) for lot in found], REDEEMED)
+    return (time.perf_counter() - started) * 1000
+
+
+async def _medians(groups: dict[int, list], repeat: int, timed) -> dict:
+    return {
+        str(size): round(
+            statistics.median(
+                [await timed(member_id) for member_id in member_ids for _ in range(repeat)]
+            ),
+            3,
+        )
+        for size, member_ids in groups.items()
+    }
 
 
 async def measure(dsn: str, members_per_size: int, repeat: int) -> dict:
@@ -72,17 +89,28 @@ async def measure(dsn: str, members_per_size: int, repeat: int) -> dict:
         for size, member_ids in groups.items():
             await connection.execute(_LOTS_SQL, member_ids, merchant_id, size)
         await connection.execute("VACUUM ANALYZE lots")
-        with_index = await _timings(connection, groups, merchant_id, repeat)
+
+        async def earn_read(member_id) -> float:
+            return await _read_time(connection, member_id, merchant_id)
+
+        result = {
+            "earn_locking_read_server_ms": {"with_index": await _medians(groups, repeat, earn_read)}
+        }
         dropped = connection.transaction()
         await dropped.start()
         try:
             await connection.execute("DROP INDEX ix_lots_qualifying")
-            without_index = await _timings(connection, groups, merchant_id, repeat)
+            result["earn_locking_read_server_ms"]["without_index"] = await _medians(
+                groups, repeat, earn_read
+            )
         finally:
             await dropped.rollback()
+        result["redemption_lots_read_api_ms"] = await _medians(
+            groups, repeat, lambda member_id: _spend_read_time(connection, member_id)
+        )
     finally:
         await connection.close()
-    return {"with_index_ms": with_index, "without_index_ms": without_index}
+    return result
 
 
 def main() -> None:
@@ -100,8 +128,7 @@ def main() -> None:
     print(
         json.dumps(
             {
-                "measure": "server execution time of the earn's locking read, median",
-                "base_lots_in_12_months": list(SIZES),
+                "open_base_lots": list(SIZES),
                 **result,
             },
             indent=2,
