@@ -10,9 +10,10 @@ the median of `--repeat` runs for each member of the group:
 - the earn's locking read (shared.ledger.earning), which sums the member's qualifying
   points: its execution time on the server (EXPLAIN ANALYZE), with the lots' qualifying
   index and without it (dropped in a transaction that is rolled back);
-- a 100-point redemption's read of the lots it may spend, as the API sees it: the
-  statement (`journal.SPENDABLE_LOTS_SQL`, every spendable lot), decoding its rows into
-  OpenLots, and planning first-to-expire.
+- a 100-point redemption's read of the lots it may spend, as the API sees it (the
+  statement, decoding its rows into OpenLots, planning first-to-expire): every spendable
+  lot (`journal.SPENDABLE_LOTS_SQL`, as transfers read them) against the first lots by
+  expiry that a redemption reads (`redemption.spending_sql`, `enough_first_lots`).
 
 Uses the coalition_bench database (emptied first), as the earn benchmark does. Prints JSON.
 """
@@ -32,6 +33,7 @@ from seed.benchmark_earn import bench_database, prepare
 from shared.database.migrate import upgrade
 from shared.ledger import journal
 from shared.ledger.earning import _EARN_CONTEXT
+from shared.ledger.redemption import FIRST_LOTS_READ, enough_first_lots, spending_sql
 
 REDEEMED = 100
 
@@ -56,12 +58,20 @@ async def _read_time(connection: asyncpg.Connection, member_id, merchant_id) -> 
     return float(_EXECUTION.search(plan[-1][0]).group(1))
 
 
-async def _spend_read_time(connection: asyncpg.Connection, member_id) -> float:
+async def _spend_read_time(
+    connection: asyncpg.Connection, member_id, first_lots_only: bool
+) -> float:
     """Milliseconds the API spends reading and planning a redemption's lots."""
     now = await connection.fetchval("SELECT now()")
     started = time.perf_counter()
-    found = await connection.fetchval("SELECT " + journal.SPENDABLE_LOTS_SQL, member_id, now)
-    journal.plan_first_to_expire([journal.OpenLot(*lot) for lot in found], REDEEMED)
+    if first_lots_only:
+        found = await connection.fetchrow(spending_sql(FIRST_LOTS_READ), member_id, now)
+        first_lots = [journal.OpenLot(*lot) for lot in found["first_lots"]]
+        lots = enough_first_lots(first_lots, REDEEMED)
+    else:
+        found = await connection.fetchval(journal.SPENDABLE_LOTS_SQL, member_id, now)
+        lots = [journal.OpenLot(*lot) for lot in found]
+    journal.plan_first_to_expire(lots, REDEEMED)
     return (time.perf_counter() - started) * 1000
 
 
@@ -105,9 +115,16 @@ async def measure(dsn: str, members_per_size: int, repeat: int) -> dict:
             )
         finally:
             await dropped.rollback()
-        result["redemption_lots_read_api_ms"] = await _medians(
-            groups, repeat, lambda member_id: _spend_read_time(connection, member_id)
-        )
+        result["redemption_lots_read_api_ms"] = {
+            name: await _medians(
+                groups,
+                repeat,
+                lambda member_id, first_lots_only=first_lots_only: _spend_read_time(
+                    connection, member_id, first_lots_only
+                ),
+            )
+            for name, first_lots_only in (("every_spendable_lot", False), ("first_lots", True))
+        }
     finally:
         await connection.close()
     return result

@@ -296,16 +296,13 @@ async def post(
     return transaction_id
 
 
-# A lot as OpenLot's fields, in order, for statements that read lots as records.
-OPEN_LOT_FIELDS = (
-    "l.lot_id, l.source, l.issuing_merchant_id, l.funder_merchant_id, l.earned_at,"
-    " l.available_at, l.expires_at, l.original, l.remaining, l.reserved"
-)
-# The lots member $1 can spend at $2, as one array of OpenLot records: a sub-select, so a
-# statement can read them together with something else (a redemption reads the holds).
-SPENDABLE_LOTS_SQL = f"""(SELECT array_agg(ROW({OPEN_LOT_FIELDS})) FROM lots l
-  WHERE l.member_id = $1 AND l.remaining > 0 AND l.remaining > l.reserved
-    AND l.available_at <= $2 AND l.expires_at > $2)"""
+# A lot of `l` as OpenLot's fields, in order, for statements that read lots as records.
+OPEN_LOT_FIELDS = ", ".join(f"l.{name}" for name in OpenLot.__slots__)
+# Lot `l` is one member $1 can spend at $2.
+SPENDABLE_LOT = """l.member_id = $1 AND l.remaining > 0 AND l.remaining > l.reserved
+    AND l.available_at <= $2 AND l.expires_at > $2"""
+# Every lot member $1 can spend at $2, as one array of OpenLot records.
+SPENDABLE_LOTS_SQL = f"SELECT array_agg(ROW({OPEN_LOT_FIELDS})) FROM lots l WHERE {SPENDABLE_LOT}"
 
 
 async def open_lots(
@@ -313,7 +310,7 @@ async def open_lots(
 ) -> list[OpenLot]:
     if spendable_only:
         found = await (await driver(connection)).fetchval(
-            "SELECT " + SPENDABLE_LOTS_SQL, member.member_id, member.now
+            SPENDABLE_LOTS_SQL, member.member_id, member.now
         )
         return [OpenLot(*lot) for lot in found or ()]
     query = select(

@@ -8,6 +8,7 @@ treated as released by every read and every write of that member, and is finalis
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,7 +29,12 @@ from shared.errors import (
 from shared.ledger import journal
 from shared.ledger.context import LockingRead, locked_member, merchant_terms, require_store
 from shared.ledger.journal import MEMBER, REDEEMED, LockedMember, OpenLot, Posting
-from shared.ledger.rules import NotEnoughPoints, points_and_cash, points_value_minor
+from shared.ledger.rules import (
+    NotEnoughPoints,
+    payable_by_points,
+    points_and_cash,
+    points_value_minor,
+)
 from shared.members import MemberRef
 from shared.program import ProgramRules
 from shared.tables import holds
@@ -105,12 +111,24 @@ async def _spendable(
 
 
 _SPEND_CONTEXT = LockingRead()
-# After the lock: whether a hold of the member has run out (then the slow path releases it
-# first), and the lots spendable now.
-_SPENDABLE_SQL = f"""
+# A spend reads the member's lots first-to-expire, this many at most; all of them only when
+# those cannot pay it (enough_first_lots).
+FIRST_LOTS_READ = 64
+
+
+@functools.cache
+def spending_sql(first_lots: int) -> str:
+    """After the lock: whether a hold of the member has run out (then the slow path releases
+    it first), the free points of every lot the member can spend now, and its first
+    `first_lots` spendable lots by expiry."""
+    return f"""
 SELECT EXISTS (SELECT 1 FROM holds h WHERE h.member_id = $1 AND h.status = 'active'
                AND h.expires_at <= $2) AS holds_ran_out,
-       {journal.SPENDABLE_LOTS_SQL} AS spendable
+       (SELECT coalesce(sum(l.remaining - l.reserved), 0)::bigint FROM lots l
+         WHERE {journal.SPENDABLE_LOT}) AS available,
+       (SELECT array_agg(ROW({", ".join(OpenLot.__slots__)})) FROM (
+          SELECT {journal.OPEN_LOT_FIELDS} FROM lots l WHERE {journal.SPENDABLE_LOT}
+          ORDER BY l.expires_at LIMIT {int(first_lots)}) AS first) AS first_lots
 """
 
 
@@ -123,9 +141,11 @@ async def _spend_context(
     currency: str | None,
     store_id: uuid.UUID | None,
     requested: int,
-) -> tuple[LockedMember, list[OpenLot]]:
-    """The member locked, checked active, with the lots it can spend now: two round trips
-    unless one of its holds has run out and must be released first."""
+) -> tuple[LockedMember, list[OpenLot], int]:
+    """The member locked, checked active, with lots from which first-to-expire plans
+    `requested` points as it would from all of them, and how many points the member can
+    spend: two round trips unless one of its holds has run out and must be released first,
+    or the spend reaches past the first lots read."""
     context = await _SPEND_CONTEXT.fetch(
         connection, actor, merchant_id, member_ref, default_region, store_id
     )
@@ -135,11 +155,30 @@ async def _spend_context(
     require_store(context, merchant_id, store_id)
     member = locked_member(context)
     journal.require_active(member)
-    found = await (await driver(connection)).fetchrow(_SPENDABLE_SQL, member.member_id, member.now)
+    found = await (await driver(connection)).fetchrow(
+        spending_sql(FIRST_LOTS_READ), member.member_id, member.now
+    )
     if found["holds_ran_out"]:
-        return member, await _spendable(connection, member, requested)
+        candidates = await _spendable(connection, member, requested)
+        return member, candidates, sum(lot.free for lot in candidates)
     _refuse_while_in_debt(member, requested)
-    return member, [OpenLot(*lot) for lot in found["spendable"] or ()]
+    candidates = enough_first_lots([OpenLot(*lot) for lot in found["first_lots"] or ()], requested)
+    if candidates is None:
+        candidates = await journal.open_lots(connection, member, spendable_only=True)
+    return member, candidates, found["available"]
+
+
+def enough_first_lots(first_lots: list[OpenLot], requested: int) -> list[OpenLot] | None:
+    """Of the first lots by expiry that spending_sql read, those from which first-to-expire
+    plans `requested` points exactly as it would from all of the member's lots; None when
+    the spend needs more lots than were read."""
+    if len(first_lots) < FIRST_LOTS_READ:
+        return first_lots  # all of them
+    # Lots not read expire no earlier than the last one read, so those that expire before
+    # it are complete, ties included.
+    last_expiry = max(lot.expires_at for lot in first_lots)
+    complete = [lot for lot in first_lots if lot.expires_at < last_expiry]
+    return complete if sum(lot.free for lot in complete) >= requested else None
 
 
 def _plan(candidates: list[OpenLot], points: int) -> list[tuple[OpenLot, int]]:
@@ -174,10 +213,12 @@ async def redeem(
         raise InvalidInput("A purchase amount is positive.")
     if currency != rules.currency:
         raise CurrencyMismatch(f"Points are valued in {rules.currency} at this merchant.")
-    member, candidates = await _spend_context(
-        connection, actor, merchant_id, member_ref, default_region, currency, store_id, points or 0
+    most = points
+    if most is None:
+        most = payable_by_points(purchase_amount_minor, rules.point_value_minor)
+    member, candidates, available = await _spend_context(
+        connection, actor, merchant_id, member_ref, default_region, currency, store_id, most
     )
-    available = sum(lot.free for lot in candidates)
     cash_minor = 0
     if purchase_amount_minor is not None:
         split = points_and_cash(purchase_amount_minor, rules.point_value_minor, available)
@@ -279,7 +320,7 @@ async def create_hold(
             f"The minimum redemption is {rules.min_redemption_points} points.",
             minimum=rules.min_redemption_points,
         )
-    member, candidates = await _spend_context(
+    member, candidates, _ = await _spend_context(
         connection, actor, merchant_id, member_ref, default_region, None, store_id, points
     )
     plan = _plan(candidates, points)

@@ -152,14 +152,16 @@ class PointsAndCash:
     cash_minor: int
 
 
+def payable_by_points(amount_minor: int, point_value_minor: Decimal) -> int:
+    """The most points a purchase can take: whole points, never worth more than it."""
+    return int((Decimal(amount_minor) / point_value_minor).to_integral_value(rounding=ROUND_FLOOR))
+
+
 def points_and_cash(
     amount_minor: int, point_value_minor: Decimal, available_points: int
 ) -> PointsAndCash:
     """Use up to the available points for a purchase; the rest is paid in cash."""
-    payable_by_points = int(
-        (Decimal(amount_minor) / point_value_minor).to_integral_value(rounding=ROUND_FLOOR)
-    )
-    points = max(min(payable_by_points, available_points), 0)
+    points = max(min(payable_by_points(amount_minor, point_value_minor), available_points), 0)
     cash = Decimal(amount_minor) - Decimal(points) * point_value_minor
     return PointsAndCash(points, int(cash.to_integral_value(rounding=ROUND_CEILING)))
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
+from shared.ledger import redemption
 from tests.integration.ledger_support import EXACT_RULES, execute, rows
 
 pytestmark = pytest.mark.usefixtures("ledger_stays_consistent")
@@ -155,11 +156,14 @@ async def test_a_merchants_own_store_is_recorded_on_earn_redemption_and_hold(
     assert hold_store == store_id
 
 
+@pytest.mark.parametrize("first_lots_read", [3, 5, 64])
 async def test_a_redemption_takes_ties_in_expiry_in_earning_order(
-    client, shop, member, sync_engine
+    client, shop, member, sync_engine, monkeypatch, first_lots_read
 ):
     """Lots expiring at the same instant are spent in the order they were earned, whichever
-    of them the database lists first."""
+    of them the database lists first, however many of the member's lots the redemption
+    reads first (3: part of the tie, so all are read again; 5: all of them, as 64)."""
+    monkeypatch.setattr(redemption, "FIRST_LOTS_READ", first_lots_read)
     for amount_minor in (2_000, 1_500, 1_500, 1_500, 1_500):  # 20, then four lots of 15
         assert (await earn(client, shop, member, amount_minor)).status_code == 201
     lot_ids = [
