@@ -24,7 +24,7 @@ from shared.errors import (
 )
 from shared.ledger import journal
 from shared.ledger.expiry import ExpiryReport, expire_member
-from shared.ledger.journal import ADJUSTMENT, ISSUED, MEMBER, REDEEMED, NewLot, OpenLot, Posting
+from shared.ledger.journal import ADJUSTMENT, ISSUED, MEMBER, REDEEMED, NewLot, Posting
 from shared.ledger.rules import NotEnoughPoints, lot_expiry, refund_clawback
 from shared.merchants import transacting_terms
 from shared.program import ProgramRules
@@ -126,18 +126,7 @@ async def refund(
         per_funder[lot.funder_merchant_id] += points
         from_lots.append(
             (
-                OpenLot(
-                    lot.lot_id,
-                    lot.source,
-                    lot.issuing_merchant_id,
-                    lot.funder_merchant_id,
-                    lot.earned_at,
-                    lot.available_at,
-                    lot.expires_at,
-                    lot.original,
-                    lot.remaining,
-                    lot.reserved,
-                ),
+                journal.open_lot(lot),
                 take,
             )
         )
@@ -225,9 +214,9 @@ async def reverse_redemption(
     await expire_member(connection, member.member_id, ExpiryReport())
     member = await journal.lock_member(connection, member.member_id)  # balance after expiry
     taken = [
-        (OpenLot(**{field: row._mapping[field] for field in OpenLot.__slots__}), row.points)
+        (journal.open_lot(row), row.points)
         for row in await connection.execute(
-            select(allocations.c.points, *(lots.c[field] for field in OpenLot.__slots__))
+            select(allocations.c.points, *journal.OPEN_LOT_COLUMNS)
             .select_from(
                 allocations.join(
                     lots,

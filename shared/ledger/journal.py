@@ -298,6 +298,14 @@ async def post(
 
 # A lot of `l` as OpenLot's fields, in order, for statements that read lots as records.
 OPEN_LOT_FIELDS = ", ".join(f"l.{name}" for name in OpenLot.__slots__)
+# The same columns for SQLAlchemy Core selects, and the OpenLot of a row that has them.
+OPEN_LOT_COLUMNS = tuple(lots.c[name] for name in OpenLot.__slots__)
+
+
+def open_lot(row: Any) -> OpenLot:
+    return OpenLot(**{name: row._mapping[name] for name in OpenLot.__slots__})
+
+
 # Lot `l` is one member $1 can spend at $2.
 SPENDABLE_LOT = """l.member_id = $1 AND l.remaining > 0 AND l.remaining > l.reserved
     AND l.available_at <= $2 AND l.expires_at > $2"""
@@ -313,19 +321,10 @@ async def open_lots(
             SPENDABLE_LOTS_SQL, member.member_id, member.now
         )
         return [OpenLot(*lot) for lot in found or ()]
-    query = select(
-        lots.c.lot_id,
-        lots.c.source,
-        lots.c.issuing_merchant_id,
-        lots.c.funder_merchant_id,
-        lots.c.earned_at,
-        lots.c.available_at,
-        lots.c.expires_at,
-        lots.c.original,
-        lots.c.remaining,
-        lots.c.reserved,
-    ).where(lots.c.member_id == member.member_id, lots.c.remaining > 0)
-    return [OpenLot(**row._mapping) for row in await connection.execute(query)]
+    query = select(*OPEN_LOT_COLUMNS).where(
+        lots.c.member_id == member.member_id, lots.c.remaining > 0
+    )
+    return [open_lot(row) for row in await connection.execute(query)]
 
 
 def plan_first_to_expire(candidates: Sequence[OpenLot], points: int) -> list[tuple[OpenLot, int]]:

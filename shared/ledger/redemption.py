@@ -120,7 +120,8 @@ FIRST_LOTS_READ = 64
 def spending_sql(first_lots: int) -> str:
     """After the lock: whether a hold of the member has run out (then the slow path releases
     it first), the free points of every lot the member can spend now, and its first
-    `first_lots` spendable lots by expiry."""
+    `first_lots` spendable lots by expiry. A function of the limit, read at each call, so
+    that tests can read fewer lots than FIRST_LOTS_READ."""
     return f"""
 SELECT EXISTS (SELECT 1 FROM holds h WHERE h.member_id = $1 AND h.status = 'active'
                AND h.expires_at <= $2) AS holds_ran_out,
