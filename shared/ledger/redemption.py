@@ -101,15 +101,6 @@ def _refuse_while_in_debt(member: LockedMember, requested: int) -> None:
         )
 
 
-async def _spendable(
-    connection: AsyncConnection, member: LockedMember, requested: int
-) -> list[OpenLot]:
-    """Lots the member can spend now; raises when debt blocks redemption."""
-    await release_expired_holds(connection, member)
-    _refuse_while_in_debt(member, requested)
-    return await journal.open_lots(connection, member, spendable_only=True)
-
-
 _SPEND_CONTEXT = LockingRead()
 # A spend reads the member's lots first-to-expire, this many at most; all of them only when
 # those cannot pay it (enough_first_lots).
@@ -156,17 +147,30 @@ async def _spend_context(
     require_store(context, merchant_id, store_id)
     member = locked_member(context)
     journal.require_active(member)
+    candidates, available = await spendable_lots(connection, member, requested)
+    return member, candidates, available
+
+
+async def spendable_lots(
+    connection: AsyncConnection, member: LockedMember, requested: int
+) -> tuple[list[OpenLot], int]:
+    """For a member locked and active: lots from which first-to-expire plans `requested`
+    points as it would from all of them, and how many points the member can spend. Holds
+    past their TTL are released first; debt refuses the spend. One round trip unless a hold
+    has run out or the spend reaches past the first lots read."""
     found = await (await driver(connection)).fetchrow(
         spending_sql(FIRST_LOTS_READ), member.member_id, member.now
     )
     if found["holds_ran_out"]:
-        candidates = await _spendable(connection, member, requested)
-        return member, candidates, sum(lot.free for lot in candidates)
+        await release_expired_holds(connection, member)
+        _refuse_while_in_debt(member, requested)
+        candidates = await journal.open_lots(connection, member, spendable_only=True)
+        return candidates, sum(lot.free for lot in candidates)
     _refuse_while_in_debt(member, requested)
     candidates = enough_first_lots([OpenLot(*lot) for lot in found["first_lots"] or ()], requested)
     if candidates is None:
         candidates = await journal.open_lots(connection, member, spendable_only=True)
-    return member, candidates, found["available"]
+    return candidates, found["available"]
 
 
 def enough_first_lots(first_lots: list[OpenLot], requested: int) -> list[OpenLot] | None:
@@ -182,7 +186,7 @@ def enough_first_lots(first_lots: list[OpenLot], requested: int) -> list[OpenLot
     return complete if sum(lot.free for lot in complete) >= requested else None
 
 
-def _plan(candidates: list[OpenLot], points: int) -> list[tuple[OpenLot, int]]:
+def plan_spend(candidates: list[OpenLot], points: int) -> list[tuple[OpenLot, int]]:
     try:
         return journal.plan_first_to_expire(candidates, points)
     except NotEnoughPoints as shortage:
@@ -235,7 +239,7 @@ async def redeem(
             minimum=rules.min_redemption_points,
             available=available,
         )
-    plan = _plan(candidates, points)
+    plan = plan_spend(candidates, points)
     return await _post_redemption(
         connection,
         actor,
@@ -324,7 +328,7 @@ async def create_hold(
     member, candidates, _ = await _spend_context(
         connection, actor, merchant_id, member_ref, default_region, None, store_id, points
     )
-    plan = _plan(candidates, points)
+    plan = plan_spend(candidates, points)
     row = await (await driver(connection)).fetchrow(
         _RESERVE_SQL,
         member.member_id,

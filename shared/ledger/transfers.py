@@ -20,11 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared import audit
 from shared.access import Principal
-from shared.errors import FeatureDisabled, InsufficientPoints, InvalidInput
+from shared.errors import FeatureDisabled, InvalidInput
 from shared.ledger import journal
 from shared.ledger.journal import MEMBER, TRANSFER_CLEARING, LockedMember, NewLot, OpenLot, Posting
-from shared.ledger.redemption import release_expired_holds
-from shared.ledger.rules import NotEnoughPoints
+from shared.ledger.redemption import plan_spend, spendable_lots
 from shared.program import ProgramRules
 from shared.tables import holds, lots, member_balances
 
@@ -130,21 +129,8 @@ async def transfer(
     sender, receiver = locked[from_member_id], locked[to_member_id]
     journal.require_active(sender)
     journal.require_active(receiver)
-    await release_expired_holds(connection, sender)
-    if sender.debt > 0:
-        raise InsufficientPoints(
-            "The sender owes points.", available=0, requested=points, debt=sender.debt
-        )
-    try:
-        plan = journal.plan_first_to_expire(
-            await journal.open_lots(connection, sender, spendable_only=True), points
-        )
-    except NotEnoughPoints as shortage:
-        raise InsufficientPoints(
-            f"{shortage.available} points available.",
-            available=shortage.available,
-            requested=points,
-        ) from None
+    candidates, _ = await spendable_lots(connection, sender, points)
+    plan = plan_spend(candidates, points)
     result = await _move(
         connection,
         actor,

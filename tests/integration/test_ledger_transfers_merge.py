@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from shared.ledger import redemption
 from tests.integration.ledger_support import (
     assert_problem,
     balance,
@@ -136,6 +137,28 @@ async def test_transfer_moves_lots_with_their_identity(client, shop, other_shop,
     ]
     # The receiver spends them like its own points.
     assert (await redeem(client, shop, receiver, 130)).json()["balance"] == 0
+
+
+@pytest.mark.parametrize("first_lots_read", [2, 64])
+async def test_transfer_moves_the_first_lots_to_expire_however_many_are_read_first(
+    client, shop, keys, sync_engine, monkeypatch, first_lots_read
+):
+    """A transfer plans from the sender's first lots by expiry, and from all of them when
+    it reaches past those (2 read: the third lot is needed)."""
+    monkeypatch.setattr(redemption, "FIRST_LOTS_READ", first_lots_read)
+    sender, receiver = await enrol(client, shop), await enrol(client, shop)
+    for days_ago in (3, 2, 1):  # three lots of 10, oldest first to expire
+        await earned(client, shop, sender, 1_000, occurred_at=now_iso(-timedelta(days=days_ago)))
+    moved = await transfer(client, keys.hq_admin, sender, receiver, 25)
+    assert moved.status_code == 201, moved.text
+    assert [(row.original, row.remaining) for row in lot_rows(sync_engine, sender)] == [
+        (10, 0),
+        (10, 0),
+        (10, 5),
+    ]
+    refused = await transfer(client, keys.hq_admin, sender, receiver, 6)
+    body = assert_problem(refused, 409, "insufficient-points")
+    assert (body["available"], body["requested"]) == (5, 6)
 
 
 async def test_transfer_beyond_the_available_points_is_refused(client, shop, keys, sync_engine):
