@@ -321,8 +321,12 @@ async def open_lots(
             SPENDABLE_LOTS_SQL, member.member_id, member.now
         )
         return [OpenLot(*lot) for lot in found or ()]
-    query = select(*OPEN_LOT_COLUMNS).where(
-        lots.c.member_id == member.member_id, lots.c.remaining > 0
+    # A merge copies the lots in this order: one that depends on the ledger alone, not on
+    # where the rows lie in the table, so that the same merge replays to the same copies.
+    query = (
+        select(*OPEN_LOT_COLUMNS)
+        .where(lots.c.member_id == member.member_id, lots.c.remaining > 0)
+        .order_by(lots.c.expires_at, lots.c.earned_at, lots.c.lot_id)
     )
     return [open_lot(row) for row in await connection.execute(query)]
 

@@ -6,8 +6,9 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import text
 
-from shared.ledger import redemption
+from shared.ledger import journal, redemption
 from tests.integration.ledger_support import (
     assert_problem,
     balance,
@@ -15,6 +16,7 @@ from tests.integration.ledger_support import (
     earn,
     earned,
     enrol,
+    execute,
     hold,
     now_iso,
     redeem,
@@ -255,6 +257,40 @@ async def test_merge_moves_lots_and_balance_and_voids_the_duplicates_holds(
         "SELECT kind, points FROM ledger_transactions WHERE kind LIKE 'merge%' ORDER BY kind",
     )
     assert [tuple(row) for row in kinds] == [("merge_in", 350 - 100), ("merge_out", -250)]
+
+
+async def test_a_merge_takes_the_duplicates_lots_in_an_order_of_the_ledger_alone(
+    client, shop, async_engine, sync_engine
+):
+    """The merge copies lots in the order it reads them, and the copies' ids are drawn in
+    that order: reading them by expiry, whatever order the rows lie in, lets the same ledger
+    merge to the same copies (the stateful test replays merges and relies on it)."""
+    member = await enrol(client, shop)
+    for days_ago in (3, 2, 1):
+        await earned(client, shop, member, 1_000, occurred_at=now_iso(-timedelta(days=days_ago)))
+    by_expiry = [
+        row.lot_id
+        for row in rows(
+            sync_engine,
+            "SELECT lot_id FROM lots WHERE member_id = :m ORDER BY expires_at",
+            m=member,
+        )
+    ]
+    # An update writes the row's new version after the others: the first lot now lies last.
+    execute(sync_engine, "UPDATE lots SET remaining = remaining WHERE lot_id = :l", l=by_expiry[0])
+    async with async_engine.connect() as connection:
+        # Read the table as it lies, as a sequential scan would, not through an index.
+        await connection.execute(text("SET LOCAL enable_indexscan = off"))
+        await connection.execute(text("SET LOCAL enable_bitmapscan = off"))
+        as_they_lie = (
+            await connection.scalars(
+                text("SELECT lot_id FROM lots WHERE member_id = :m"), {"m": member}
+            )
+        ).all()
+        assert as_they_lie == [*by_expiry[1:], by_expiry[0]]
+        locked = await journal.lock_member(connection, uuid.UUID(member))
+        read = await journal.open_lots(connection, locked, spendable_only=False)
+    assert [lot.lot_id for lot in read] == by_expiry
 
 
 async def test_merge_moves_debt_to_the_survivor(client, shop, keys, sync_engine):
