@@ -90,7 +90,9 @@ class SeededOs:
 
     The ledger breaks first-to-expire ties by lot id (the base and tier-bonus lots of one
     earn always tie), so random ids would make the same Hypothesis choices lead to different
-    states: generation would be flaky and failures would not replay or shrink.
+    states: generation would be flaky and failures would not replay or shrink. For the same
+    reason the ledger draws ids in an order set by the ledger alone, never by the order in
+    which rows come back from a table (a merge reads the lots it copies by expiry).
     """
 
     def __init__(self) -> None:
