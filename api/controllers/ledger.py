@@ -200,13 +200,12 @@ class LedgerController(Controller):
     @post(
         "/v1/transactions/{transaction_id:uuid}/refunds",
         summary="Refund all or part of a purchase: its points are clawed back proportionally",
+        description="What the purchase's lots no longer hold becomes the member's debt. When "
+        "the member has since been merged into another, the survivor's copies of the lots are "
+        "clawed back and any debt is the survivor's (`memberId` in the response).",
         responses=problem_responses(
             *_ALL,
-            slugs={
-                **_IDEMPOTENCY,
-                409: ["idempotency-key-reused", "member-not-active"],
-                422: ["invalid-input", "refund-exceeds-purchase"],
-            },
+            slugs={**_IDEMPOTENCY, 422: ["invalid-input", "refund-exceeds-purchase"]},
         ),
     )
     async def refund(

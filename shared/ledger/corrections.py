@@ -7,6 +7,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
+from itertools import pairwise
 
 from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -69,6 +70,43 @@ def _not_merged(member: journal.LockedMember) -> None:
         )
 
 
+async def _holder(
+    connection: AsyncConnection, member: journal.LockedMember
+) -> tuple[journal.LockedMember, list[uuid.UUID]]:
+    """Who holds a member's points now: the member, or the survivor its merges lead to,
+    locked; and the chain of members from the first to the holder."""
+    chain = [member.member_id]
+    while member.status == "merged":
+        member = await journal.lock_member(connection, member.merged_into_member_id)
+        chain.append(member.member_id)
+    return member, chain
+
+
+async def _held_lots(connection: AsyncConnection, chain: list[uuid.UUID], earn_lots: dict) -> dict:
+    """Each of the first member's lots, or its copy on the holder when merges moved it (None
+    when a merge found nothing left of it to copy). A merge copies each lot with points
+    left into the survivor's merge_in transaction, pointing back with origin_lot_id."""
+    held = dict(earn_lots)
+    for duplicate, survivor in pairwise(chain):
+        merge_in = select(ledger_transactions.c.transaction_id).where(
+            ledger_transactions.c.member_id == survivor,
+            ledger_transactions.c.kind == "merge_in",
+            ledger_transactions.c.counterparty_member_id == duplicate,
+        )
+        copies = {
+            row.origin_lot_id: row
+            for row in await connection.execute(
+                select(lots).where(
+                    lots.c.member_id == survivor,
+                    lots.c.transaction_id.in_(merge_in.scalar_subquery()),
+                    lots.c.origin_lot_id.in_([lot.lot_id for lot in held.values() if lot]),
+                )
+            )
+        }
+        held = {lot_id: lot and copies.get(lot.lot_id) for lot_id, lot in held.items()}
+    return held
+
+
 async def refund(
     connection: AsyncConnection,
     actor: Principal,
@@ -82,12 +120,13 @@ async def refund(
         raise InvalidInput("A refund amount is positive.")
     await transacting_terms(connection, merchant_id)  # a suspended merchant only reads
     original = await _original(connection, merchant_id, earn_transaction_id, ("earn",))
-    member = await journal.lock_member(connection, original.member_id)
-    _not_merged(member)
+    # The earner's lock serialises refunds of its earns, merged or not.
+    earner = await journal.lock_member(connection, original.member_id)
+    member, chain = await _holder(connection, earner)
     refunded_before = int(
         await connection.scalar(
             select(func.coalesce(func.sum(ledger_transactions.c.amount_minor), 0)).where(
-                ledger_transactions.c.member_id == member.member_id,
+                ledger_transactions.c.member_id.in_(chain),
                 ledger_transactions.c.original_transaction_id == earn_transaction_id,
                 ledger_transactions.c.kind == "refund",
             )
@@ -103,12 +142,13 @@ async def refund(
         for lot in (
             await connection.execute(
                 select(lots).where(
-                    lots.c.member_id == member.member_id,
+                    lots.c.member_id == earner.member_id,
                     lots.c.transaction_id == earn_transaction_id,
                 )
             )
         ).all()
     }
+    held = await _held_lots(connection, chain, earn_lots)
     claw = refund_clawback(
         lot_originals={lot_id: lot.original for lot_id, lot in earn_lots.items()},
         purchase_amount_minor=original.amount_minor,
@@ -117,19 +157,22 @@ async def refund(
         clawed_before={lot_id: lot.clawed_back for lot_id, lot in earn_lots.items()},
     )
     from_lots, per_funder, debt = [], defaultdict(int), 0
+    clawed = []  # (member, lot, points) for clawed_back
     for lot_id, points in claw.items():
         if points <= 0:
             continue
-        lot = earn_lots[lot_id]
-        take = min(points, lot.remaining - lot.reserved)
+        per_funder[earn_lots[lot_id].funder_merchant_id] += points
+        clawed.append({"member": earner.member_id, "lot": lot_id, "points": points})
+        lot = held[lot_id]
+        take = 0 if lot is None else min(points, lot.remaining - lot.reserved)
         debt += points - take
-        per_funder[lot.funder_merchant_id] += points
-        from_lots.append(
-            (
-                journal.open_lot(lot),
-                take,
-            )
-        )
+        if lot is not None:
+            from_lots.append((journal.open_lot(lot), take))
+            if lot.lot_id != lot_id:
+                # The survivor's copy stops counting the refunded base points towards its
+                # tier, as far as the copy carried them.
+                copied = min(points, lot.original - lot.clawed_back)
+                clawed.append({"member": member.member_id, "lot": lot.lot_id, "points": copied})
     total = sum(per_funder.values())
     transaction_id = uuid.uuid4()
     entries = [Posting(MEMBER, -total)] + [
@@ -160,11 +203,11 @@ async def refund(
         consumed=from_lots,
         allocation_kind="clawback",
     )
-    clawed = [{"lot": lot_id, "points": points} for lot_id, points in claw.items() if points > 0]
+    clawed = [item for item in clawed if item["points"] > 0]
     if clawed:
         await connection.execute(
             update(lots)
-            .where(lots.c.member_id == member.member_id, lots.c.lot_id == bindparam("lot"))
+            .where(lots.c.member_id == bindparam("member"), lots.c.lot_id == bindparam("lot"))
             .values(clawed_back=lots.c.clawed_back + bindparam("points")),
             clawed,
         )

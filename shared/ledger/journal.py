@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.database.driver import driver
 from shared.errors import MemberNotActive, NotFound
 from shared.ledger.rules import SpendableLot, first_to_expire
-from shared.tables import allocations, lots, member_balances, members
+from shared.tables import allocations, lots
 
 MEMBER = "member"
 ISSUED = "issued"  # points a funder issued (merchant pays HQ per point; NULL merchant: HQ)
@@ -83,31 +83,29 @@ class OpenLot:
         return self.remaining - self.reserved
 
 
+_LOCK_MEMBER_SQL = """
+SELECT m.member_id, m.status, m.tier, m.tier_valid_until, m.enrolled_at, m.referred_by_member_id,
+       m.merged_into_member_id, b.balance, b.debt, now() AS now,
+       b.xmin = (SELECT b2.xmin FROM member_balances b2 WHERE b2.member_id = m.member_id)
+         AS read_after_last_write
+FROM members m
+JOIN member_balances b ON b.member_id = m.member_id
+WHERE m.member_id = $1
+FOR UPDATE OF b
+"""
+
+
 async def lock_member(connection: AsyncConnection, member_id: uuid.UUID) -> LockedMember:
-    row = (
-        await connection.execute(
-            select(
-                members.c.member_id,
-                members.c.status,
-                members.c.tier,
-                members.c.tier_valid_until,
-                members.c.enrolled_at,
-                members.c.referred_by_member_id,
-                members.c.merged_into_member_id,
-                member_balances.c.balance,
-                member_balances.c.debt,
-                func.now().label("now"),
-            )
-            .select_from(
-                members.join(member_balances, member_balances.c.member_id == members.c.member_id)
-            )
-            .where(members.c.member_id == member_id)
-            .with_for_update(of=member_balances)
-        )
-    ).one_or_none()
+    """The member with its balance row locked. A write that committed while this one waited
+    for the lock is read in full, status included (the statement runs again under the lock
+    when it did: context.LockingRead says why)."""
+    database = await driver(connection)
+    row = await database.fetchrow(_LOCK_MEMBER_SQL, member_id)
+    if row is not None and not row["read_after_last_write"]:
+        row = await database.fetchrow(_LOCK_MEMBER_SQL, member_id)
     if row is None:
         raise NotFound(f"Member {member_id} does not exist.")
-    return LockedMember(**row._mapping)
+    return LockedMember(**{name: row[name] for name in LockedMember.__slots__})
 
 
 def require_active(member: LockedMember) -> None:

@@ -17,7 +17,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from shared.access import Principal, Role
+from shared import members
+from shared.access import SYSTEM, Principal, Role
 from shared.ledger import earning, redemption
 from shared.members import MemberRef
 from tests.integration.ledger_support import (
@@ -26,8 +27,11 @@ from tests.integration.ledger_support import (
     balance,
     by_id,
     earned,
+    enrol,
     hold,
     now_iso,
+    refund,
+    stored,
     void,
 )
 
@@ -140,3 +144,21 @@ async def test_a_void_that_waited_for_the_capture_of_its_hold_is_refused(
     assert assert_problem(response, 409, "hold-not-active")["holdStatus"] == "captured"
     after = await balance(client, shop.headers, member)
     assert (after["total"], after["held"], after["available"]) == (50, 0, 50)
+
+
+async def test_a_refund_that_waited_for_a_merge_of_its_member_claws_back_from_the_survivor(
+    client, shop, member, async_engine, sync_engine
+):
+    survivor = await enrol(client, shop)
+    purchase = await earned(client, shop, member, 10_000)  # 100 points
+
+    async def merge_the_member(connection):
+        await members.merge(connection, SYSTEM, uuid.UUID(survivor), uuid.UUID(member), "twins")
+
+    response = await while_blocked(
+        async_engine, merge_the_member, refund(client, shop, purchase["transactionId"], 10_000)
+    )
+    assert response.status_code == 201, response.text
+    assert (response.json()["memberId"], response.json()["debtCreated"]) == (survivor, 0)
+    assert stored(sync_engine, survivor) == (0, 0)
+    assert stored(sync_engine, member) == (0, 0)  # the merged member keeps nothing, owes nothing

@@ -127,6 +127,7 @@ class Lot:
     reserved: int = 0
     clawed_back: int = 0
     pending: bool = False  # available_at still ahead (the merchant's pending window)
+    origin: uuid.UUID | None = None  # a merge's copy: the duplicate's lot it copies
 
     @property
     def free(self) -> int:
@@ -147,6 +148,7 @@ class Member:
     status: str = "active"
     debt: int = 0
     tier: int = 0  # index into RULES.tiers
+    merged_into: uuid.UUID | None = None
 
 
 @dataclass
@@ -394,6 +396,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 take,
                 take,
                 pending=lot.pending,
+                origin=None if source else lot.lot_id,
             )
 
     # --- setup -------------------------------------------------------------------------
@@ -693,11 +696,8 @@ class LedgerMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.model.earns)
     @rule(data=st.data())
     def refund(self, data) -> None:
-        earn = self.pick(
-            data,
-            self.model.earns,
-            lambda earn: earn.refunded < earn.amount and self.is_active(earn.member_id),
-        )
+        # Merged members' purchases too: their refunds go to the survivor.
+        earn = self.pick(data, self.model.earns, lambda earn: earn.refunded < earn.amount)
         refundable = earn.amount - earn.refunded
         if refundable == 0 or data.draw(st.integers(0, 4), label="overrefund") == 4:
             amount = data.draw(st.integers(refundable + 1, refundable + 50), label="amount")
@@ -715,23 +715,29 @@ class LedgerMachine(RuleBasedStateMachine):
                 external_reference=None,
             )
         )
+        # A merged earner's points are the survivor's: the refund claws back from the
+        # survivor's copies of the earn's lots, and what they lack becomes its debt.
         member = self.model.members[earn.member_id]
-        if member.status == "merged":
-            assert isinstance(error, MemberNotActive), error
-            event("refused: member merged")
-            return
+        while member.status == "merged":
+            member = self.model.members[member.merged_into]
         if amount > refundable:
             assert isinstance(error, RefundExceedsPurchase), (amount, refundable, error)
             event("refused: refund exceeds purchase")
             return
         assert error is None, (amount, refundable, error)
+        if member.member_id != earn.member_id:
+            event("refund: of a merged member's earn")
         earn.refunded += amount
         clawed = debt = 0
         for lot_id in earn.lot_ids:
             lot = self.model.lots[lot_id]
             claw = lot.original * earn.refunded // earn.amount - lot.clawed_back
-            take = min(claw, lot.free)
-            lot.remaining -= take
+            held = self.holding(lot, member.member_id)
+            take = min(claw, held.free) if held else 0
+            if held is not None:
+                held.remaining -= take
+                if held is not lot:
+                    held.clawed_back += min(claw, held.original - held.clawed_back)
             lot.clawed_back += claw
             clawed += claw
             debt += claw - take
@@ -746,6 +752,15 @@ class LedgerMachine(RuleBasedStateMachine):
         assert (result.points, result.debt_created) == (-clawed, debt)
         assert result.debt == member.debt
         assert result.balance == self.model.stored_balance(member.member_id)
+
+    def holding(self, lot: Lot, holder: uuid.UUID) -> Lot | None:
+        """The lot, or the copy of it that merges carried to `holder` (None when a merge
+        found nothing left of it)."""
+        while lot is not None and lot.member_id != holder:
+            lot = next(
+                (copy for copy in self.model.lots.values() if copy.origin == lot.lot_id), None
+            )
+        return lot
 
     @precondition(lambda self: self.model.redemptions)
     @rule(data=st.data())
@@ -1003,6 +1018,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.model.members[survivor].debt += self.model.members[duplicate].debt
         self.model.members[duplicate].debt = 0
         self.model.members[duplicate].status = "merged"
+        self.model.members[duplicate].merged_into = survivor
         self.model.absorb_debt(survivor)
 
     # --- invariants --------------------------------------------------------------------

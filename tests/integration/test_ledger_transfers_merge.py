@@ -259,6 +259,60 @@ async def test_merge_moves_lots_and_balance_and_voids_the_duplicates_holds(
     assert [tuple(row) for row in kinds] == [("merge_in", 350 - 100), ("merge_out", -250)]
 
 
+async def test_a_refund_after_a_merge_claws_back_from_the_survivor(client, shop, keys, sync_engine):
+    """The purchase's points moved to the survivor with the merge, so its refund takes them
+    from there: first from the survivor's copy of the purchase's lot, then as the survivor's
+    debt, which the survivor's other points repay at once."""
+    survivor, duplicate = await enrol(client, shop), await enrol(client, shop)
+    await earned(client, shop, survivor, 10_000)  # the survivor's own 100
+    purchase = await earned(client, shop, duplicate, 20_000)  # 200
+    assert (await redeem(client, shop, duplicate, 50)).status_code == 201  # 150 left
+    assert (await merge(client, keys, survivor, duplicate)).status_code == 200
+    assert stored(sync_engine, survivor) == (250, 0)
+    (original,) = rows(
+        sync_engine,
+        "SELECT lot_id FROM lots WHERE member_id = :m AND transaction_id = :t",
+        m=duplicate,
+        t=purchase["transactionId"],
+    )
+
+    def copy_of_the_purchase():
+        (row,) = rows(
+            sync_engine,
+            "SELECT original, remaining, clawed_back FROM lots WHERE origin_lot_id = :l",
+            l=original.lot_id,
+        )
+        return tuple(row)
+
+    half = await refund(client, shop, purchase["transactionId"], 10_000)
+    assert half.status_code == 201, half.text
+    body = half.json()
+    assert (body["memberId"], body["points"], body["debtCreated"]) == (survivor, -100, 0)
+    assert (body["balance"], body["debt"]) == (150, 0)
+    assert copy_of_the_purchase() == (150, 50, 100)  # no longer qualifying: 100
+
+    rest = await refund(client, shop, purchase["transactionId"], 10_000)
+    body = rest.json()
+    # 100 more: the copy's last 50, and 50 of debt, repaid from the survivor's own points.
+    assert (body["memberId"], body["points"], body["debtCreated"]) == (survivor, -100, 50)
+    assert (body["balance"], body["debt"]) == (50, 0)
+    assert stored(sync_engine, survivor) == (50, 0)
+    assert copy_of_the_purchase() == (150, 0, 150)
+    clawed_back = rows(
+        sync_engine, "SELECT clawed_back FROM lots WHERE lot_id = :l", l=original.lot_id
+    )
+    assert clawed_back[0].clawed_back == 200  # the whole purchase, on the purchase's own lot
+    # The merchant gets back what it paid for: 200 issued points returned to it.
+    (returned,) = rows(
+        sync_engine,
+        "SELECT sum(p.amount) AS points FROM postings p JOIN ledger_transactions t "
+        "USING (member_id, transaction_id) WHERE t.kind = 'refund' AND p.account = 'issued'",
+    )
+    assert returned.points == 200
+    over = await refund(client, shop, purchase["transactionId"], 1)
+    assert assert_problem(over, 422, "refund-exceeds-purchase")["refundableMinor"] == 0
+
+
 async def test_a_merge_takes_the_duplicates_lots_in_an_order_of_the_ledger_alone(
     client, shop, async_engine, sync_engine
 ):
