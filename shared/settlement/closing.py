@@ -93,8 +93,11 @@ SELECT p.merchant_id, p.account, coalesce(sp.starts_at, :starts_at) AS corrected
 FROM ledger_transactions t
 JOIN settled_transactions s USING (member_id, transaction_id)
 JOIN postings p USING (member_id, transaction_id)
+-- The corrected transaction may be another member's: a refund after a merge posts on the
+-- survivor.
+LEFT JOIN ledger_transactions o ON o.transaction_id = t.original_transaction_id
 LEFT JOIN settled_transactions so
-  ON so.member_id = t.member_id AND so.transaction_id = t.original_transaction_id
+  ON so.member_id = o.member_id AND so.transaction_id = o.transaction_id
 LEFT JOIN settlement_periods sp ON sp.period_id = so.period_id
 WHERE s.period_id = :period_id AND t.kind IN ('refund', 'reversal')
   AND t.posted_at >= :scan_from AND t.posted_at < :ends_at

@@ -494,7 +494,8 @@ async def _cohort_history(connection: AsyncConnection, until: datetime) -> _Coho
         flows.taken_otherwise = int(row.taken_otherwise)
 
     # A refund's clawback (its negative member points) belongs to the cohort of the earn it
-    # corrects: the earn's occurred_at is its lots' earned_at.
+    # corrects: the earn's occurred_at is its lots' earned_at. The earn may be another
+    # member's (a refund after a merge posts on the survivor), so it is found by its id.
     refund, earn = ledger_transactions.alias("refund"), ledger_transactions.alias("earn")
     earned_in, refunded_in = _utc_month(earn.c.occurred_at), _utc_month(refund.c.posted_at)
     refund_rows = await connection.execute(
@@ -506,10 +507,7 @@ async def _cohort_history(connection: AsyncConnection, until: datetime) -> _Coho
         .select_from(
             refund.join(
                 earn,
-                and_(
-                    earn.c.member_id == refund.c.member_id,
-                    earn.c.transaction_id == refund.c.original_transaction_id,
-                ),
+                earn.c.transaction_id == refund.c.original_transaction_id,
             )
         )
         .where(

@@ -407,6 +407,27 @@ async def test_moved_points_stay_in_their_cohort_and_count_once(network):
     ]
 
 
+async def test_a_refund_after_a_merge_counts_in_the_cohort_of_the_purchase(network):
+    """The refund posts on the survivor, but it corrects the duplicate's purchase: its
+    clawback leaves the purchase's cohort."""
+    await network.open("Zed", "Yan")
+    purchase = await network.earn(at(2026, 1, 10), "Zed", 10_000)  # 100 points
+    yan, zed = network.members["Yan"], network.members["Zed"]
+    await network.at(  # the whole merge: Zed's 100 move to Yan, and Zed is merged
+        at(2026, 2, 10), lambda c: members_service.merge(c, SYSTEM, yan, zed, "one person")
+    )
+    refunded = await network.refund(at(2026, 2, 20), purchase.transaction_id, 5_000)
+    assert (refunded.member_id, refunded.points) == (yan, -50)
+    async with network.engine.connect() as connection:
+        cohorts = await cohort_outcomes(connection, AS_OF)
+        movements = await monthly_movements(connection, month(2026, 1), month(2026, 2))
+    assert cohorts == [CohortOutcome(month(2026, 1), 50, 0, 0, 50, resolved=False)]
+    assert movements == [
+        MonthMovement(month(2026, 1), 0, 100, 0, 0, 0, 100),
+        MonthMovement(month(2026, 2), 100, -50, 0, 0, 0, 50),
+    ]
+
+
 async def test_moments_need_a_time_zone(worked_example):
     async with worked_example.connect() as connection:
         with pytest.raises(ValueError, match="time zone"):

@@ -329,6 +329,31 @@ async def test_a_late_transaction_lands_in_the_next_open_period(worked_example, 
     assert (settled_twice, unsettled) == (0, 0)
 
 
+async def test_a_refund_after_a_merge_corrects_the_period_of_the_purchase(worked_example):
+    """B refunds M1's January purchase in March, after M1 was merged into M2: the refund
+    posts on M2 and still says it corrects January."""
+    engine, network = worked_example
+    m1, m2, b = network.members["M1"], network.members["M2"], network.merchants["B"]
+    async with engine.connect() as connection:
+        purchase = await connection.scalar(
+            text(
+                "SELECT transaction_id FROM ledger_transactions WHERE kind = 'earn' AND merchant_id = :b"
+            ),
+            {"b": b},
+        )
+    await network.at(day(3, 3), lambda c: members_service.merge(c, SYSTEM, m2, m1, "one person"))
+    refund = await network.refund(day(3, 5), "B", purchase, 2_500)
+    # B1's 50 points were all spent or repaid debt: all of the clawback is M2's debt now.
+    assert (refund.member_id, refund.points, refund.debt_created) == (m2, -50, 50)
+    closed = await network.settle(day(4, 1, 1))
+    async with engine.connect() as connection:
+        (march,) = await reads.list_statements(
+            connection, merchant_id=b, period_id=closed[0].period_id
+        )
+    assert lines_of(march) == {"refund_clawbacks": (-50, -60)}
+    assert march.lines[0].corrects == {"2026-01": -50}
+
+
 async def test_merchants_read_their_own_statements_only(
     worked_example, async_engine, test_settings
 ):
