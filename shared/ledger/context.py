@@ -18,24 +18,20 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.access import Principal
-from shared.database.driver import driver
 from shared.errors import NotFound
 from shared.identifiers import IdentifierKind, normalise
-from shared.ledger.journal import LockedMember
+from shared.ledger.journal import LOCKED_MEMBER_COLUMNS, fetch_locked
 from shared.members import MemberRef, resolve
 from shared.merchants import Terms, posting_terms
 
-_TEMPLATE = """
-SELECT m.member_id, m.status, m.tier, m.tier_valid_until, m.enrolled_at, m.referred_by_member_id,
-       m.merged_into_member_id, b.balance, b.debt, now() AS now,
+_TEMPLATE = f"""
+SELECT {LOCKED_MEMBER_COLUMNS},
        mer.status AS merchant_status, mer.currency, mer.earn_rate, mer.pending_days,
-       b.xmin = (SELECT b2.xmin FROM member_balances b2 WHERE b2.member_id = m.member_id)
-         AS read_after_last_write,
-       (SELECT s.merchant_id FROM stores s WHERE s.store_id = {store}) AS store_merchant_id{needs}
+       (SELECT s.merchant_id FROM stores s WHERE s.store_id = {{store}}) AS store_merchant_id{{needs}}
 FROM members m
 JOIN member_balances b ON b.member_id = m.member_id
 LEFT JOIN merchants mer ON mer.merchant_id = $2
-WHERE m.member_id = {member}
+WHERE m.member_id = {{member}}
 FOR UPDATE OF b
 """
 # The identifier lookups are members.find_member_id's, inlined.
@@ -53,15 +49,9 @@ _BY_HOLD = "(SELECT member_id FROM holds WHERE hold_id = $1 AND merchant_id = $2
 class LockingRead:
     """One write's locking read; `needs` is its extra select-list items, SQL.
 
-    The statement reads one snapshot, taken before the lock is granted. When a write of the
-    same member commits while this one waits for it, the balance row comes back as that
-    write left it, but everything else as it was before it. A write that moved the balance
-    gave the balance row a new version (its xmin), which the snapshot's view of the row
-    lacks: then the statement runs again, under the lock now held, and reads everything as
-    it is (otherwise two concurrent earns that together reach a tier would each miss the
-    other's points, and neither would upgrade).
-
-    Writes that change the member without moving the balance are not seen that way:
+    After a wait for another write of the member, the statement runs again when that write
+    moved the balance (journal.fetch_locked). Writes that change the member without moving
+    the balance are not seen that way:
     - a hold's reservation: a write that must not miss it reads the lots after the lock,
       in a statement of its own (redemption does);
     - a status change: the write then goes through as if it had committed just before the
@@ -121,15 +111,8 @@ class LockingRead:
     async def _read(
         connection: AsyncConnection, statement: str, arguments: tuple
     ) -> dict[str, Any] | None:
-        database = await driver(connection)
-        row = await database.fetchrow(statement, *arguments)
-        if row is not None and not row["read_after_last_write"]:
-            row = await database.fetchrow(statement, *arguments)  # a fresh snapshot, locked
+        row = await fetch_locked(connection, statement, *arguments)
         return None if row is None else dict(row)
-
-
-def locked_member(row: dict[str, Any]) -> LockedMember:
-    return LockedMember(**{field: row[field] for field in LockedMember.__slots__})
 
 
 def merchant_terms(row: dict[str, Any], merchant_id: uuid.UUID) -> Terms:

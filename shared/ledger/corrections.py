@@ -98,7 +98,7 @@ async def _held_lots(connection: AsyncConnection, chain: list[uuid.UUID], earn_l
             for row in await connection.execute(
                 select(lots).where(
                     lots.c.member_id == survivor,
-                    lots.c.transaction_id.in_(merge_in.scalar_subquery()),
+                    lots.c.transaction_id.in_(merge_in),
                     lots.c.origin_lot_id.in_([lot.lot_id for lot in held.values() if lot]),
                 )
             )
@@ -157,7 +157,7 @@ async def refund(
         clawed_before={lot_id: lot.clawed_back for lot_id, lot in earn_lots.items()},
     )
     from_lots, per_funder, debt = [], defaultdict(int), 0
-    clawed = []  # (member, lot, points) for clawed_back
+    clawed = []  # clawed_back to add: the purchase's lots, and the survivor's copies
     for lot_id, points in claw.items():
         if points <= 0:
             continue

@@ -14,7 +14,7 @@ from shared.campaigns import awarding
 from shared.campaigns.rules import Purchase
 from shared.errors import CurrencyMismatch, InvalidInput
 from shared.ledger import behaviour, journal, tiers
-from shared.ledger.context import LockingRead, locked_member, merchant_terms, require_store
+from shared.ledger.context import LockingRead, merchant_terms, require_store
 from shared.ledger.journal import ISSUED, MEMBER, LockedMember, NewLot, Posting
 from shared.ledger.rules import EarnBreakdown, LineItem, earn_breakdown, lot_expiry, split_for_debt
 from shared.members import MemberRef
@@ -128,7 +128,7 @@ async def earn(
     if currency != terms.currency:
         raise CurrencyMismatch(f"This merchant transacts in {terms.currency}, not {currency}.")
     require_store(context, merchant_id, store_id)
-    member = locked_member(context)
+    member = journal.locked_member(context)
     journal.require_active(member)
     check_occurred_at(occurred_at, member.now)
 

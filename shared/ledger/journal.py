@@ -83,11 +83,14 @@ class OpenLot:
         return self.remaining - self.reserved
 
 
-_LOCK_MEMBER_SQL = """
-SELECT m.member_id, m.status, m.tier, m.tier_valid_until, m.enrolled_at, m.referred_by_member_id,
-       m.merged_into_member_id, b.balance, b.debt, now() AS now,
+# The select list of a statement that locks member `m`'s balance row `b` (FOR UPDATE OF b):
+# LockedMember's fields, and whether `b` was read as the last write left it (fetch_locked).
+LOCKED_MEMBER_COLUMNS = """m.member_id, m.status, m.tier, m.tier_valid_until, m.enrolled_at,
+       m.referred_by_member_id, m.merged_into_member_id, b.balance, b.debt, now() AS now,
        b.xmin = (SELECT b2.xmin FROM member_balances b2 WHERE b2.member_id = m.member_id)
-         AS read_after_last_write
+         AS read_after_last_write"""
+_LOCK_MEMBER_SQL = f"""
+SELECT {LOCKED_MEMBER_COLUMNS}
 FROM members m
 JOIN member_balances b ON b.member_id = m.member_id
 WHERE m.member_id = $1
@@ -95,17 +98,34 @@ FOR UPDATE OF b
 """
 
 
-async def lock_member(connection: AsyncConnection, member_id: uuid.UUID) -> LockedMember:
-    """The member with its balance row locked. A write that committed while this one waited
-    for the lock is read in full, status included (the statement runs again under the lock
-    when it did: context.LockingRead says why)."""
+async def fetch_locked(connection: AsyncConnection, statement: str, *arguments: Any) -> Any:
+    """The row of a statement with LOCKED_MEMBER_COLUMNS, read as of the lock.
+
+    The statement reads one snapshot, taken before the lock is granted. When a write of the
+    same member commits while this one waits for it, the balance row comes back as that
+    write left it, but everything else as it was before it. A write that moved the balance
+    gave the balance row a new version (its xmin), which the snapshot's view of the row
+    lacks: then the statement runs again, under the lock now held, and reads everything as
+    it is (otherwise two concurrent earns that together reach a tier would each miss the
+    other's points, and a refund that waited for its member's merge would post on the
+    merged member)."""
     database = await driver(connection)
-    row = await database.fetchrow(_LOCK_MEMBER_SQL, member_id)
+    row = await database.fetchrow(statement, *arguments)
     if row is not None and not row["read_after_last_write"]:
-        row = await database.fetchrow(_LOCK_MEMBER_SQL, member_id)
+        row = await database.fetchrow(statement, *arguments)  # a fresh snapshot, locked
+    return row
+
+
+def locked_member(row: Any) -> LockedMember:
+    return LockedMember(**{name: row[name] for name in LockedMember.__slots__})
+
+
+async def lock_member(connection: AsyncConnection, member_id: uuid.UUID) -> LockedMember:
+    """The member with its balance row locked, as of the lock (fetch_locked)."""
+    row = await fetch_locked(connection, _LOCK_MEMBER_SQL, member_id)
     if row is None:
         raise NotFound(f"Member {member_id} does not exist.")
-    return LockedMember(**{name: row[name] for name in LockedMember.__slots__})
+    return locked_member(row)
 
 
 def require_active(member: LockedMember) -> None:

@@ -27,7 +27,7 @@ from shared.errors import (
     NotFound,
 )
 from shared.ledger import journal
-from shared.ledger.context import LockingRead, locked_member, merchant_terms, require_store
+from shared.ledger.context import LockingRead, merchant_terms, require_store
 from shared.ledger.journal import MEMBER, REDEEMED, LockedMember, OpenLot, Posting
 from shared.ledger.rules import (
     NotEnoughPoints,
@@ -145,7 +145,7 @@ async def _spend_context(
     if currency is not None and currency != terms.currency:
         raise CurrencyMismatch(f"Points are valued in {currency} at this merchant.")
     require_store(context, merchant_id, store_id)
-    member = locked_member(context)
+    member = journal.locked_member(context)
     journal.require_active(member)
     candidates, available = await spendable_lots(connection, member, requested)
     return member, candidates, available
@@ -408,7 +408,7 @@ async def _locked_hold(
     if context is None:
         raise NotFound(f"Hold {hold_id} does not exist.")
     merchant_terms(context, merchant_id)  # a suspended merchant only reads
-    member = locked_member(context)
+    member = journal.locked_member(context)
     hold = dict(await (await driver(connection)).fetchrow(_HOLD_SQL, member.member_id, hold_id))
     if hold["status"] == "active" and hold["expires_at"] <= member.now:
         # Refusing rolls this transaction back, so the release is left to what persists it:
